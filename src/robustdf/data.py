@@ -1,0 +1,83 @@
+"""Frame datasets over the per-video uint8 arrays, with seeded, worker-independent augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from robustdf.params import AugmentParams
+from robustdf.runtime import DataError
+
+
+class FrameDataset(Dataset):
+    """One item per stored frame of the given manifest rows: ([0, 1] float CHW, label, row index)."""
+
+    def __init__(self, rows: list[dict[str, Any]], frames_root: str | Path,
+                 augment: AugmentParams | None = None, seed: int = 0) -> None:
+        self.rows, self.root = rows, Path(frames_root)
+        self.items = [(i, k) for i, r in enumerate(rows) for k in range(r["n_frames"])]
+        self.augment, self.seed, self.epoch = augment, seed, 0
+        self._arrays: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def array(self, i: int) -> np.ndarray:
+        if i not in self._arrays:
+            path = self.root / self.rows[i]["frames_file"]
+            try:
+                self._arrays[i] = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise DataError(f"cannot read frames file {path}: {err}") from None
+        return self._arrays[i]
+
+    def uint8(self, index: int) -> torch.Tensor:
+        i, k = self.items[index]
+        return torch.from_numpy(np.ascontiguousarray(self.array(i)[k])).permute(2, 0, 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        img = self.uint8(index)
+        if self.augment is not None:
+            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
+            img = augment(img, self.augment, g)
+        else:
+            img = img.float() / 255.0
+        i, _ = self.items[index]
+        return img, self.rows[i]["label"], i
+
+    def labels(self) -> np.ndarray:
+        return np.array([self.rows[i]["label"] for i, _ in self.items], dtype=np.int64)
+
+    def video_index(self) -> np.ndarray:
+        return np.array([i for i, _ in self.items], dtype=np.int64)
+
+    def all_images(self) -> torch.Tensor:
+        """Every frame as one uint8 tensor (N, 3, H, W), in item order."""
+        return torch.stack([self.uint8(j) for j in range(len(self))]) if len(self) else torch.zeros(0, 3, 1, 1)
+
+
+def augment(img: torch.Tensor, p: AugmentParams, g: torch.Generator) -> torch.Tensor:
+    """JPEG re-compression, horizontal flip, brightness and contrast jitter; uint8 in, [0, 1] float out."""
+    u = torch.rand(5, generator=g)
+    if p.jpeg_prob > 0 and u[0] < p.jpeg_prob:
+        from torchvision.io import decode_jpeg, encode_jpeg
+
+        lo, hi = p.jpeg_quality
+        quality = int(lo + (hi - lo) * float(u[1]))
+        img = decode_jpeg(encode_jpeg(img.contiguous(), quality=quality))
+    x = img.float() / 255.0
+    if p.hflip and u[2] < 0.5:
+        x = x.flip(-1)
+    if p.brightness > 0:
+        x = x * (1 + p.brightness * (2 * float(u[3]) - 1))
+    if p.contrast > 0:
+        m = x.mean()
+        x = (x - m) * (1 + p.contrast * (2 * float(u[4]) - 1)) + m
+    return x.clamp_(0, 1)

@@ -1,0 +1,92 @@
+"""Discovery of the FaceForensics++ folder layout (as written by FF++'s download script).
+
+::
+
+    original_sequences/youtube/<comp>/videos/000.mp4
+    original_sequences/actors/<comp>/videos/01__exit_phone_room.mp4
+    manipulated_sequences/<Method>/<comp>/videos/000_003.mp4
+    manipulated_sequences/DeepFakeDetection/<comp>/videos/01_02__exit_phone_room__YVGY8LOK.mp4
+
+Every video gets a key unique across the corpus (``<method>/<stem>``), never a bare file name,
+and identities are namespaced (``yt:000``, ``dfd:01``) so the two id spaces never collide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from robustdf.runtime import DataError
+
+REAL_METHOD = {"youtube": "original", "actors": "actors"}
+_YT_REAL = re.compile(r"^(\d{3})$")
+_YT_FAKE = re.compile(r"^(\d{3})_(\d{3})$")
+_DFD_REAL = re.compile(r"^(\d{2})__([A-Za-z0-9_-]+?)$")
+_DFD_FAKE = re.compile(r"^(\d{2})_(\d{2})__([A-Za-z0-9_-]+?)__([A-Za-z0-9]{8})$")
+VIDEO_EXT = ".mp4"
+
+
+@dataclass(frozen=True)
+class Video:
+    key: str  # "<method>/<stem>", unique in the corpus
+    method: str  # "original", "actors" or a manipulation method
+    label: int  # 1 = fake (the positive class), 0 = real
+    target: str  # namespaced identity of the target (the real person in the video)
+    source: str  # namespaced identity of the source face ("" for reals)
+    compression: str
+    path: str
+    size_bytes: int
+
+    def row(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def parse_name(stem: str, method: str) -> tuple[str, str] | None:
+    """Return (target, source) identities for a file stem, or None if the name is not FF++'s."""
+    if method == "original":
+        m = _YT_REAL.match(stem)
+        return (f"yt:{m[1]}", "") if m else None
+    if method == "actors":
+        m = _DFD_REAL.match(stem)
+        return (f"dfd:{m[1]}", "") if m else None
+    if method == "DeepFakeDetection":
+        m = _DFD_FAKE.match(stem)
+        return (f"dfd:{m[1]}", f"dfd:{m[2]}") if m else None
+    m = _YT_FAKE.match(stem)
+    return (f"yt:{m[1]}", f"yt:{m[2]}") if m else None
+
+
+def _scan(folder: Path, method: str, label: int, compression: str) -> tuple[list[Video], list[str]]:
+    if not folder.is_dir():
+        raise DataError(f"expected video folder {folder} does not exist (method {method!r}, {compression})")
+    videos, unknown = [], []
+    for path in sorted(folder.iterdir()):
+        ids = parse_name(path.stem, method) if path.suffix == VIDEO_EXT and path.is_file() else None
+        if ids is None:
+            unknown.append(str(path))
+            continue
+        videos.append(Video(f"{method}/{path.stem}", method, label, ids[0], ids[1], compression, str(path),
+                            path.stat().st_size))
+    if not videos:
+        raise DataError(f"video folder {folder} holds no FF++ videos (method {method!r})")
+    return videos, unknown
+
+
+def discover(root: str | Path, compression: str, methods: list[str], real_sources: list[str]) -> tuple[
+        list[Video], list[str]]:
+    """List the real and fake videos under an FF++ root; returns (videos, unrecognised paths)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {root} does not exist")
+    videos: list[Video] = []
+    unknown: list[str] = []
+    for src in real_sources:
+        v, u = _scan(root / "original_sequences" / src / compression / "videos", REAL_METHOD[src], 0, compression)
+        videos += v
+        unknown += u
+    for method in methods:
+        v, u = _scan(root / "manipulated_sequences" / method / compression / "videos", method, 1, compression)
+        videos += v
+        unknown += u
+    return videos, unknown

@@ -1,0 +1,96 @@
+"""Detection metrics (fake = positive class) on scikit-learn primitives, video grouping, bootstrap CIs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score, roc_curve
+
+
+def _both_classes(y: np.ndarray) -> bool:
+    return len(np.unique(y)) == 2
+
+
+def eer(y: np.ndarray, p: np.ndarray) -> float:
+    """Equal error rate: where the false positive rate equals the false negative rate (interpolated)."""
+    if not _both_classes(y):
+        return math.nan
+    fpr, tpr, _ = roc_curve(y, p)
+    fnr = 1 - tpr
+    diff = fnr - fpr  # decreasing from 1 to -1 along the curve
+    i = int(np.argmax(diff <= 0))
+    if i == 0 or diff[i] == 0:
+        return float(fpr[i])
+    w = diff[i - 1] / (diff[i - 1] - diff[i])
+    return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
+
+
+def frame_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Accuracy, ROC-AUC, EER, average precision and F1 of fake-probabilities ``p``."""
+    pred = (p >= threshold).astype(int)
+    both = _both_classes(y)
+    return {
+        "acc": float(accuracy_score(y, pred)),
+        "auc": float(roc_auc_score(y, p)) if both else math.nan,
+        "eer": eer(y, p),
+        "ap": float(average_precision_score(y, p)) if both else math.nan,
+        "f1": float(f1_score(y, pred, zero_division=0)),
+    }
+
+
+def video_scores(y: np.ndarray, p: np.ndarray, video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean fake-probability per video (``video`` ids must already be unique per method + video)."""
+    ids, inv = np.unique(video, return_inverse=True)
+    pv = np.bincount(inv, weights=p) / np.bincount(inv)
+    yv = np.zeros(len(ids), dtype=int)
+    yv[inv] = y
+    return yv, pv
+
+
+def video_metrics(y: np.ndarray, p: np.ndarray, video: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    yv, pv = video_scores(y, p, video)
+    return {
+        "video_acc": float(accuracy_score(yv, pv >= threshold)),
+        "video_auc": float(roc_auc_score(yv, pv)) if _both_classes(yv) else math.nan,
+    }
+
+
+def attack_success_rate(y: np.ndarray, p_clean: np.ndarray, p_adv: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of frames classified correctly when clean that the attack makes misclassified."""
+    ok = (p_clean >= threshold).astype(int) == y
+    if not ok.any():
+        return math.nan
+    flipped = (p_adv[ok] >= threshold).astype(int) != y[ok]
+    return float(flipped.mean())
+
+
+def video_resamples(video: np.ndarray, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Frame indices of ``n_boot`` bootstrap resamples that draw whole videos with replacement."""
+    ids, inv = np.unique(video, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    starts = np.searchsorted(inv[order], np.arange(len(ids) + 1))
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        picked = rng.integers(0, len(ids), len(ids))
+        yield np.concatenate([order[starts[k]:starts[k + 1]] for k in picked])
+
+
+def percentile_band(values: list[float], ci: float) -> list[float]:
+    if not values:
+        return [math.nan, math.nan]
+    return [float(np.percentile(values, (1 - ci) / 2 * 100)), float(np.percentile(values, (1 + ci) / 2 * 100))]
+
+
+def bootstrap_ci(
+    y: np.ndarray, p: np.ndarray, video: np.ndarray, n_boot: int, ci: float, seed: int, threshold: float = 0.5
+) -> dict[str, list[float]]:
+    """Percentile CIs of frame accuracy and AUC, resampling whole test videos with replacement."""
+    accs, aucs = [], []
+    for pick in video_resamples(video, n_boot, seed):
+        yb, pb = y[pick], p[pick]
+        accs.append(accuracy_score(yb, pb >= threshold))
+        if _both_classes(yb):
+            aucs.append(roc_auc_score(yb, pb))
+    return {"acc_ci": percentile_band(accs, ci), "auc_ci": percentile_band(aucs, ci)}

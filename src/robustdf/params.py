@@ -1,0 +1,274 @@
+"""Declarative schema for ``params.yaml``: one pydantic model per stage group.
+
+Every stage calls :func:`load_group` first, so a typo or an out-of-range value stops the
+stage before any work is done, with one message naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection")
+REAL_SOURCES = ("youtube", "actors")
+SPLITS = ("train", "val", "test")
+ATTACKS = ("fgsm", "pgd", "apgd")
+MODELS = ("baseline", "gr")
+
+
+class ParamsError(ValueError):
+    """A parameter in ``params.yaml`` is missing, unknown or out of range."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_eps(value: Any) -> float:
+    """Parse a pixel-unit epsilon: ``0.0078``, ``2/255`` or ``"2/255"``; must lie in [0, 1]."""
+    if isinstance(value, bool):
+        raise ValueError(f"eps must be a number or a fraction like '2/255', got {value!r}")
+    if isinstance(value, (int, float)):
+        eps = float(value)
+    elif isinstance(value, str):
+        try:
+            eps = float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"eps must be a number or a fraction like '2/255', got {value!r}") from None
+    else:
+        raise ValueError(f"eps must be a number or a fraction like '2/255', got {value!r}")
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"eps must lie in [0, 1] (pixel units), got {value!r}")
+    return eps
+
+
+class MakeSampleParams(Strict):
+    seed: int = 0
+    n_identities: int = Field(40, ge=6)
+    methods: list[Literal["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter"]]
+    compression: Literal["raw", "c23", "c40"] = "c23"
+    frames: int = Field(48, ge=4)
+    size: int = Field(128, ge=48, le=1024)
+    fps: int = Field(25, ge=1)
+    keyframe_interval: int = Field(25, ge=1)
+    workers: int = Field(1, ge=1, le=64)
+    split_fractions: dict[Literal["train", "val", "test"], float]
+
+    @field_validator("size")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError(f"size must be a multiple of 16 for H.264, got {v}")
+        return v
+
+    @field_validator("split_fractions")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        if set(v) != set(SPLITS) or abs(sum(v.values()) - 1) > 1e-6 or min(v.values()) <= 0:
+            raise ValueError(f"split_fractions needs positive train/val/test summing to 1, got {v}")
+        return v
+
+
+class FaceCropParams(Strict):
+    enabled: bool = False
+    scale: float = Field(1.3, ge=1.0, le=3.0)
+    fallback: Literal["nearest", "center", "drop"] = "nearest"
+    upsample: int = Field(0, ge=0, le=2)
+
+
+class ExtractParams(Strict):
+    ffpp_root: str
+    compression: Literal["raw", "c23", "c40"] = "c23"
+    real_sources: list[Literal["youtube", "actors"]] = ["youtube"]
+    methods: list[Literal[FFPP_METHODS]]  # type: ignore[valid-type]
+    frames_per_video: int = Field(8, ge=1)
+    image_size: int = Field(64, ge=16, le=1024)
+    face_crop: FaceCropParams = FaceCropParams()
+    workers: int = Field(1, ge=1, le=64)
+    max_failure_share: float = Field(0.1, ge=0.0, le=1.0)
+
+    @field_validator("ffpp_root")
+    @classmethod
+    def _root_exists(cls, v: str) -> str:
+        if not Path(v).is_dir():
+            raise ValueError(f"dataset root folder {v!r} does not exist")
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _nonempty(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("methods must be a non-empty list without repeats")
+        return v
+
+
+class SplitParams(Strict):
+    official: bool = True  # use FF++'s splits/{train,val,test}.json found under the dataset root
+    fractions: dict[Literal["train", "val", "test"], float] = {"train": 0.7, "val": 0.15, "test": 0.15}
+    holdout_methods: list[Literal[FFPP_METHODS]] = []  # type: ignore[valid-type]
+    seed: int = 0
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        return MakeSampleParams._fractions(v)
+
+
+class BalanceParams(Strict):
+    strategy: Literal["undersample", "oversample", "none"] = "undersample"
+    splits: list[Literal["train", "val", "test"]] = ["train", "val"]
+    seed: int = 0
+
+
+class AugmentParams(Strict):
+    hflip: bool = True
+    brightness: float = Field(0.1, ge=0.0, le=1.0)
+    contrast: float = Field(0.1, ge=0.0, le=1.0)
+    jpeg_prob: float = Field(0.0, ge=0.0, le=1.0)
+    jpeg_quality: tuple[int, int] = (60, 95)
+
+
+class RecipeParams(Strict):
+    seed: int = 0
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=2)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    grad_clip: float | None = Field(5.0, gt=0)
+    num_workers: int = Field(0, ge=0)
+    augment: AugmentParams = AugmentParams()
+
+
+class BaselineVariant(Strict):
+    regularizer: Literal["none"]
+
+
+class GRVariant(Strict):
+    regularizer: Literal["gr"]
+    shallow_layer: str = "blocks.1"
+    r: float = Field(0.05, gt=0)
+    alpha: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+Variant = Annotated[Union[BaselineVariant, GRVariant], Field(discriminator="regularizer")]
+
+
+class TrainParams(Strict):
+    arch: str = "efficientnet_b0"
+    pretrained: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    nproc: int = Field(1, ge=1)
+    recipe: RecipeParams
+    baseline: Variant
+    gr: Variant
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        import timm
+
+        if not timm.list_models(v):
+            raise ValueError(f"unknown timm architecture {v!r}")
+        return v
+
+    @field_validator("pretrained")
+    @classmethod
+    def _weights_exist(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"pretrained weights file {v!r} does not exist")
+        return v
+
+
+class FGSMParams(Strict):
+    pass
+
+
+class PGDParams(Strict):
+    steps: int = Field(10, ge=1)
+    rel_step_size: float = Field(0.25, gt=0, le=1.0)
+    random_start: bool = True
+
+
+class APGDParams(Strict):
+    steps: int = Field(10, ge=1)
+    rho: float = Field(0.75, gt=0, lt=1)
+
+
+class AttackParams(Strict):
+    eps: list[float]
+    batch_size: int = Field(64, ge=1)
+    quantize_8bit: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    fgsm: FGSMParams = FGSMParams()
+    pgd: PGDParams = PGDParams()
+    apgd: APGDParams = APGDParams()
+
+    @field_validator("eps", mode="before")
+    @classmethod
+    def _eps(cls, v: Any) -> list[float]:
+        if not isinstance(v, list) or not v:
+            raise ValueError("eps must be a non-empty list like ['1/255', '2/255']")
+        values = [parse_eps(e) for e in v]
+        if len(set(values)) != len(values):
+            raise ValueError(f"eps values repeat: {v}")
+        return sorted(values)
+
+
+class EvaluateParams(Strict):
+    n_bootstrap: int = Field(200, ge=10)
+    ci: float = Field(0.95, gt=0.5, lt=1.0)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+SCHEMAS: dict[str, type[Strict]] = {
+    "make_sample": MakeSampleParams,
+    "extract_frames": ExtractParams,
+    "split": SplitParams,
+    "balance": BalanceParams,
+    "train": TrainParams,
+    "attack": AttackParams,
+    "evaluate": EvaluateParams,
+}
+
+
+def _format_error(group: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (group, *e["loc"]) if not str(p).startswith("function-"))
+        value = e.get("input")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (typo?)"
+        lines.append(f"  {loc} = {value!r}: {msg}")
+    return f"invalid parameters in params.yaml group '{group}':\n" + "\n".join(lines)
+
+
+def validate_group(group: str, raw: Any) -> Strict:
+    """Validate the raw dict of one group against its schema, raising :class:`ParamsError`."""
+    if group not in SCHEMAS:
+        raise ParamsError(f"unknown params group {group!r}; known: {sorted(SCHEMAS)}")
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params.yaml group '{group}' must be a mapping, got {type(raw).__name__}")
+    try:
+        return SCHEMAS[group].model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format_error(group, err)) from None
+
+
+def load_group(group: str, path: str | Path = "params.yaml") -> Any:
+    """Read ``params.yaml`` with ``yaml.safe_load`` and return the validated group."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"parameter file {path} not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if group not in data:
+        raise ParamsError(f"params.yaml has no group '{group}'")
+    return validate_group(group, data[group])
