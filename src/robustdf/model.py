@@ -42,6 +42,10 @@ def build_model(arch: str, pretrained: str | None = None) -> Detector:
                      tuple(cfg.get("std", timm.data.IMAGENET_DEFAULT_STD)))
     if pretrained:
         load_pretrained(backbone, pretrained)
+    head = backbone.get_classifier()
+    if isinstance(head, nn.Linear):  # zero-init head: start at loss ln 2, not at random large logits
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
     return model
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -39,6 +40,8 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed earlier run
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -156,6 +159,8 @@ def main_guard(fn: Any) -> None:
     from robustdf.params import ParamsError
 
     setup_logging()
+    # SIGTERM (e.g. a cancelled job) unwinds like Ctrl-C, so temporary outputs are removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         fn()
     except (ParamsError, FileNotFoundError, DataError) as err:

@@ -53,14 +53,14 @@ def make_identity(rng: np.random.Generator, size: int) -> Identity:
     base = rng.random(3) * 0.6 + 0.2
     bg = np.clip(0.6 * base + 0.4 * cols, 0, 1)
     return Identity(
-        skin=np.clip((0.45 + 0.5 * rng.random()) * np.array([1.0, 0.74, 0.6]) + rng.normal(0, 0.04, 3), 0, 1),
-        hair=rng.random(3) * 0.5,
-        eye=rng.random(3) * 0.35,
+        skin=np.clip((0.6 + 0.3 * rng.random()) * np.array([1.0, 0.74, 0.6]) + rng.normal(0, 0.02, 3), 0, 1),
+        hair=np.array([0.25, 0.18, 0.12]) * (0.5 + rng.random()),
+        eye=np.array([0.3, 0.22, 0.15]) * (0.5 + rng.random()),
         bg=bg,
-        face_w=0.20 + rng.random() * 0.05,
-        face_h=0.26 + rng.random() * 0.05,
-        eye_dx=0.075 + rng.random() * 0.02,
-        mouth_w=0.06 + rng.random() * 0.03,
+        face_w=0.30 + rng.random() * 0.05,
+        face_h=0.38 + rng.random() * 0.05,
+        eye_dx=0.11 + rng.random() * 0.03,
+        mouth_w=0.09 + rng.random() * 0.04,
         phase=rng.random(4) * 2 * np.pi,
         freq=0.02 + rng.random(4) * 0.05,
         talk_freq=0.15 + rng.random() * 0.2,
@@ -78,9 +78,9 @@ class Pose:
 def pose_at(ident: Identity, t: int) -> Pose:
     p, f = ident.phase, ident.freq
     return Pose(
-        cx=0.5 + 0.08 * np.sin(2 * np.pi * f[0] * t + p[0]),
-        cy=0.52 + 0.06 * np.sin(2 * np.pi * f[1] * t + p[1]),
-        scale=1.0 + 0.08 * np.sin(2 * np.pi * f[2] * t + p[2]),
+        cx=0.5 + 0.05 * np.sin(2 * np.pi * f[0] * t + p[0]),
+        cy=0.53 + 0.04 * np.sin(2 * np.pi * f[1] * t + p[1]),
+        scale=1.0 + 0.06 * np.sin(2 * np.pi * f[2] * t + p[2]),
         mouth_open=0.5 + 0.5 * np.sin(2 * np.pi * ident.talk_freq * t + p[3]),
     )
 
@@ -94,12 +94,12 @@ def render_face(ident: Identity, pose: Pose, size: int) -> tuple[np.ndarray, np.
 
     Only a window around the face is computed; outside it the masks are zero.
     """
-    s = pose.scale
-    half = 0.4 * s * size
+    s = pose.scale * ident.face_w / 0.22  # features scale with the face
+    half = 0.6 * pose.scale * size
     y0, y1 = max(0, int(pose.cy * size - half)), min(size, int(pose.cy * size + half) + 1)
     x0, x1 = max(0, int(pose.cx * size - half)), min(size, int(pose.cx * size + half) + 1)
     yy, xx = np.mgrid[y0:y1, x0:x1] / size
-    fw, fh = ident.face_w * s, ident.face_h * s
+    fw, fh = ident.face_w * pose.scale, ident.face_h * pose.scale
     face_d = _ellipse(yy, xx, pose.cy, pose.cx, fh, fw)
     face = np.clip((1.0 - face_d) * 8, 0, 1)
     shade = 1.0 - 0.25 * np.clip(face_d, 0, 1)
@@ -107,7 +107,7 @@ def render_face(ident: Identity, pose: Pose, size: int) -> tuple[np.ndarray, np.
     hair = (_ellipse(yy, xx, pose.cy - fh * 0.75, pose.cx, fh * 0.45, fw * 1.05) < 1) & (yy < pose.cy - fh * 0.45)
     rgb = np.where(hair[..., None], ident.hair, rgb)
     for side in (-1, 1):
-        ex = pose.cx + side * ident.eye_dx * s
+        ex = pose.cx + side * ident.eye_dx * pose.scale
         ey = pose.cy - 0.06 * s
         eye = _ellipse(yy, xx, ey, ex, 0.022 * s, 0.035 * s) < 1
         rgb = np.where(eye[..., None], np.array([0.95, 0.95, 0.95]), rgb)
@@ -118,10 +118,10 @@ def render_face(ident: Identity, pose: Pose, size: int) -> tuple[np.ndarray, np.
     nose = _ellipse(yy, xx, pose.cy + 0.03 * s, pose.cx, 0.04 * s, 0.015 * s) < 1
     rgb = np.where(nose[..., None], ident.skin * 0.8, rgb)
     mh = (0.008 + 0.03 * pose.mouth_open) * s
-    mouth_d = _ellipse(yy, xx, pose.cy + 0.13 * s, pose.cx, mh, ident.mouth_w * s)
+    mouth_d = _ellipse(yy, xx, pose.cy + 0.13 * s, pose.cx, mh, ident.mouth_w * pose.scale)
     mouth = mouth_d < 1
     rgb = np.where(mouth[..., None], np.array([0.55, 0.12, 0.15]), rgb)
-    mouth_region = _ellipse(yy, xx, pose.cy + 0.13 * s, pose.cx, 0.07 * s, (ident.mouth_w + 0.04) * s) < 1
+    mouth_region = _ellipse(yy, xx, pose.cy + 0.13 * s, pose.cx, 0.07 * s, ident.mouth_w * pose.scale + 0.04 * s) < 1
     full_rgb, full_face, full_mouth = np.zeros((size, size, 3)), np.zeros((size, size)), np.zeros((size, size))
     full_rgb[y0:y1, x0:x1], full_face[y0:y1, x0:x1], full_mouth[y0:y1, x0:x1] = rgb, face, mouth_region
     return full_rgb, full_face, full_mouth
@@ -159,17 +159,21 @@ def render_frame(
     bg = target.bg[ox:ox + size, pad // 2:pad // 2 + size]
     face_rgb, face_m, mouth_m = render_face(target, pose, size)
     frame = bg * (1 - face_m[..., None]) + face_rgb * face_m[..., None]
+    noise = rng.normal(0, 0.02, frame.shape)  # camera sensor noise
     if method is not None:
         assert source is not None
-        frame = _manipulate(frame, target, source, pose, t, size, method, face_m, mouth_m)
-    frame = frame + rng.normal(0, 0.012, frame.shape)  # sensor noise, real and fake alike
+        frame, region = _manipulate(frame, target, source, pose, t, size, method, face_m, mouth_m)
+        # a re-rendered region lacks the camera's noise: the common trace of every method
+        noise *= 1 - 0.85 * region[..., None]
+    frame = frame + noise
     return (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def _manipulate(
     frame: np.ndarray, target: Identity, source: Identity, pose: Pose, t: int, size: int, method: str,
     face_m: np.ndarray, mouth_m: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``method``; returns (frame, mask of the manipulated region in [0, 1])."""
     # the source identity rendered in the target's pose, with the target's face geometry
     src_ident = Identity(
         skin=source.skin, hair=target.hair, eye=source.eye, bg=target.bg, face_w=target.face_w,
@@ -179,30 +183,30 @@ def _manipulate(
     inner = np.clip((face_m - 0.2) / 0.8, 0, 1)
     if method == "Deepfakes":
         swap, _, _ = render_face(src_ident, pose, size)
-        swap = _blur(swap, 3) * np.array([1.06, 0.97, 0.93])
+        swap = _blur(swap, 5) * np.array([1.1, 0.95, 0.88])
         mask = _blur(inner, 5)[..., None]
-        return frame * (1 - mask) + swap * mask
+        return frame * (1 - mask) + swap * mask, mask[..., 0]
     if method == "Face2Face":
         src_pose = pose_at(source, t)
         driven = Pose(pose.cx, pose.cy, pose.scale, src_pose.mouth_open)
         reenacted, _, _ = render_face(target, driven, size)
-        region = _resample(_blur(reenacted, 3), 3)
+        region = _resample(_blur(reenacted, 5), 6) * np.array([1.12, 0.92, 0.92])
         mask = _blur(mouth_m, 3)[..., None]
-        return frame * (1 - mask) + region * mask
+        return frame * (1 - mask) + region * mask, mask[..., 0]
     if method == "FaceSwap":
         shifted = Pose(pose.cx + 0.015, pose.cy + 0.01, pose.scale * 0.97, pose.mouth_open)
         swap, _, _ = render_face(src_ident, shifted, size)
         mask = (inner > 0.3)[..., None]
-        return np.where(mask, swap * np.array([0.92, 1.0, 1.08]), frame)
+        return np.where(mask, swap * np.array([0.85, 1.0, 1.15]), frame), mask[..., 0].astype(float)
     if method == "NeuralTextures":
         yy, xx = np.mgrid[0:size, 0:size]
-        texture = 0.07 * np.sign(np.sin(yy * 1.9 + t) * np.sin(xx * 1.7 - t))
+        texture = 0.1 * np.sign(np.sin(yy * 0.55 + t) * np.sin(xx * 0.45 - t))
         region = np.clip(mouth_m + 0.5 * inner * (yy > pose.cy * size), 0, 1)
-        return frame + (texture * region)[..., None]
+        return frame + (texture * region)[..., None], region
     if method == "FaceShifter":
         swap, _, _ = render_face(src_ident, pose, size)
         mask = _blur(inner, 7)[..., None]
-        return frame * (1 - mask) + (swap * np.array([1.02, 1.0, 0.98])) * mask
+        return frame * (1 - mask) + (swap * np.array([1.02, 1.0, 0.98])) * mask, mask[..., 0]
     raise ValueError(f"unknown manipulation method {method!r}")
 
 

@@ -1,0 +1,149 @@
+"""GR must be the paper's update, proven against double backpropagation."""
+
+import torch
+from torch import nn
+
+from robustdf.gr import GradientRegularizer, PerturbationInjection, frozen_bn_stats, resolve_layer
+
+
+class Tiny(nn.Module):
+    """conv -> BN -> ReLU ('shallow', hooked at `shallow`) -> conv -> pool -> linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shallow = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Tanh())
+        self.deep = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(6, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.deep(self.shallow(x))
+
+
+def _setup(seed: int = 0):
+    torch.manual_seed(seed)
+    net = Tiny().double()
+    x = torch.rand(6, 3, 8, 8, dtype=torch.float64)
+    y = torch.tensor([0, 1, 0, 1, 1, 0])
+    return net, x, y
+
+
+def _grads(net: nn.Module) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+
+def exact_gr_gradient(net: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+    """d/dtheta [L + lam * ||grad_s L||] by double backprop through explicit zero perturbations of mu, sigma."""
+    pim = PerturbationInjection(net.shallow)
+    pim.mode = "probe"
+    with frozen_bn_stats(net):
+        loss = nn.functional.cross_entropy(net(x), y)
+    d_mu, d_sigma = pim.probe
+    g_mu, g_sigma = torch.autograd.grad(loss, (d_mu, d_sigma), create_graph=True)
+    penalty = torch.sqrt((g_mu**2).sum() + (g_sigma**2).sum())
+    net.zero_grad()
+    (loss + lam * penalty).backward()
+    pim.remove()
+    return _grads(net)
+
+
+def gr_gradient(net: nn.Module, x: torch.Tensor, y: torch.Tensor, r: float, alpha: float) -> tuple[torch.Tensor, float]:
+    gr = GradientRegularizer(net, "shallow", r=r, alpha=alpha)
+    net.zero_grad()
+    with frozen_bn_stats(net):  # same BN behaviour as the exact reference (batch stats, no update)
+        _, norm = gr.backward(net, x, y, nn.functional.cross_entropy)
+    gr.pim.remove()
+    return _grads(net), norm
+
+
+def test_gr_matches_double_backprop_with_error_linear_in_r():
+    net, x, y = _setup()
+    lam = 5e-4  # alpha = lam / r stays below 1 for every r
+    plain = exact_gr_gradient(net, x, y, 0.0)
+    exact = exact_gr_gradient(net, x, y, lam)
+    assert (exact - plain).norm() > 1e-6  # the penalty really changes the gradient
+    errors = []
+    for r in (0.1, 0.01, 0.001):
+        approx, _ = gr_gradient(net, x, y, r=r, alpha=lam / r)
+        # error of the regularizer's contribution, relative to its size
+        errors.append(float(((approx - plain) - (exact - plain)).norm() / (exact - plain).norm()))
+    assert errors[2] < 0.02, errors
+    # first-order Taylor: error shrinks roughly linearly with r (factor ~10 per decade)
+    assert 4 < errors[0] / errors[1] < 25 and 4 < errors[1] / errors[2] < 25, errors
+
+
+def test_alpha_zero_equals_plain_gradient_exactly():
+    net, x, y = _setup()
+    net.zero_grad()
+    nn.functional.cross_entropy(net(x), y).backward()
+    plain = _grads(net)
+    net2, _, _ = _setup()
+    gr = GradientRegularizer(net2, "shallow", r=0.05, alpha=0.0)
+    net2.zero_grad()
+    gr.backward(net2, x, y, nn.functional.cross_entropy)
+    assert torch.equal(_grads(net2), plain)
+
+
+def test_grad_s_is_nonzero_and_matches_finite_differences():
+    net, x, y = _setup()
+    net.eval()  # deterministic forward for finite differences
+    pim = PerturbationInjection(net.shallow)
+    pim.mode = "probe"
+    loss = nn.functional.cross_entropy(net(x), y)
+    d_mu, d_sigma = pim.probe
+    g_mu, g_sigma = torch.autograd.grad(loss, (d_mu, d_sigma))
+    assert g_mu.abs().sum() > 0 and g_sigma.abs().sum() > 0
+    h = 1e-6
+    for grad, which in ((g_mu, 0), (g_sigma, 1)):
+        for idx in [(0, 0, 0, 0), (3, 2, 0, 0), (5, 3, 0, 0)]:
+            vals = []
+            for sign in (1, -1):
+                delta = [torch.zeros_like(g_mu), torch.zeros_like(g_sigma)]
+                delta[which][idx] = sign * h
+                pim.mode, pim.delta = "inject", tuple(delta)
+                with torch.no_grad():
+                    vals.append(float(nn.functional.cross_entropy(net(x), y)))
+            fd = (vals[0] - vals[1]) / (2 * h)
+            assert abs(fd - float(grad[idx])) < 1e-6 * max(1.0, abs(fd)), (which, idx, fd, float(grad[idx]))
+    pim.remove()
+
+
+def test_batchnorm_running_stats_change_exactly_once_per_step():
+    net, x, y = _setup()
+    bn = net.shallow[1]
+    gr = GradientRegularizer(net, "shallow", r=0.05, alpha=0.5)
+    before_mean, before_n = bn.running_mean.clone(), int(bn.num_batches_tracked)
+    gr.backward(net, x, y, nn.functional.cross_entropy)
+    assert int(bn.num_batches_tracked) == before_n + 1
+    # the one update equals a plain forward's update
+    net2, _, _ = _setup()
+    net2(x)
+    assert torch.allclose(bn.running_mean, net2.shallow[1].running_mean)
+    assert not torch.equal(bn.running_mean, before_mean)
+
+
+def test_pim_is_off_outside_the_gr_step():
+    net, x, y = _setup()
+    net.eval()
+    ref = net(x)
+    gr = GradientRegularizer(net, "shallow", r=0.5, alpha=0.5)
+    gr.backward(net, x, y, nn.functional.cross_entropy)
+    net.eval()
+    assert gr.pim.mode == "off"
+    out = net(x)
+    assert out.shape == ref.shape  # weights changed? no: backward only fills .grad
+    assert torch.equal(out, ref)
+
+
+def test_shallow_layer_by_name_or_feature_index():
+    import timm
+
+    m = timm.create_model("efficientnet_b0", num_classes=2)
+    assert resolve_layer(m, "blocks.1") is m.blocks[1]
+    assert resolve_layer(m, "1") is m.blocks[1]
+    for bad in ("blocks.99", "9"):
+        try:
+            resolve_layer(m, bad)
+        except ValueError as err:
+            assert "shallow_layer" in str(err)
+        else:
+            raise AssertionError(bad)

@@ -1,0 +1,65 @@
+import pytest
+import yaml
+
+from conftest import ROOT, tiny_params
+from robustdf.params import ParamsError, load_group, parse_eps, validate_group
+
+
+def test_default_params_validate():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for group in ("make_sample", "split", "balance", "train", "attack", "evaluate"):
+        validate_group(group, params[group])
+
+
+@pytest.mark.parametrize("text,value", [("2/255", 2 / 255), (0.5, 0.5), ("0", 0.0), (1, 1.0), ("8 / 255", 8 / 255)])
+def test_parse_eps(text, value):
+    assert parse_eps(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("bad", ["-1/255", 1.5, "abc", "1/0", True, None])
+def test_parse_eps_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_eps(bad)
+
+
+def _attack(**kw):
+    return {**tiny_params()["attack"], **kw}
+
+
+@pytest.mark.parametrize("group,raw,needle", [
+    ("attack", _attack(eps=["-2/255"]), "attack.eps"),
+    ("attack", _attack(eps=[2.0]), "must lie in [0, 1]"),
+    ("attack", _attack(eps="2/255"), "non-empty list"),
+    ("attack", _attack(pgd={"steps": 0}), "attack.pgd.steps"),
+    ("attack", _attack(cw={}), "attack.cw"),
+    ("attack", _attack(batch_size="lots"), "attack.batch_size"),
+    ("evaluate", {"n_bootstrap": 200, "ci": 1.5}, "evaluate.ci"),
+    ("balance", {"strategy": "smote"}, "balance.strategy"),
+    ("extract_frames", {**tiny_params()["extract_frames"], "ffpp_root": "/no/such/dir"}, "does not exist"),
+    ("extract_frames", {**tiny_params()["extract_frames"], "methods": ["DeepFaceLab"]}, "extract_frames.methods"),
+    ("extract_frames", {**tiny_params()["extract_frames"], "frames_per_video": -3}, "frames_per_video"),
+    ("train", {**tiny_params()["train"], "arch": "efficientnet_b99"}, "unknown timm architecture"),
+    ("train", {**tiny_params()["train"], "pretrained": "/no/weights.safetensors"}, "does not exist"),
+    ("train", {**tiny_params()["train"], "gr": {"regularizer": "gr", "alpha": 1.0}}, "train.gr"),
+    ("train", {**tiny_params()["train"], "recipe": {**tiny_params()["train"]["recipe"], "lr": "fast"}}, "lr"),
+])
+def test_bad_params_name_key_and_value(group, raw, needle):
+    with pytest.raises(ParamsError) as err:
+        validate_group(group, raw)
+    assert needle in str(err.value)
+
+
+def test_unknown_key_is_reported_as_typo(tmp_path):
+    params = tiny_params()
+    params["train"]["recipe"]["epoch"] = 3  # typo of 'epochs'
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match=r"train\.recipe\.epoch = 3: unknown key"):
+        load_group("train", tmp_path / "params.yaml")
+
+
+def test_missing_group_and_file(tmp_path):
+    (tmp_path / "params.yaml").write_text("evaluate: {}\n")
+    with pytest.raises(ParamsError, match="no group 'attack'"):
+        load_group("attack", tmp_path / "params.yaml")
+    with pytest.raises(ParamsError, match="not found"):
+        load_group("attack", tmp_path / "nope.yaml")

@@ -1,0 +1,104 @@
+"""End to end: real `dvc repro` of every stage on a tiny config in a temp copy of the repo."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import dvc, tool_env, write_params
+
+MODELS, ATTACKS = ("baseline", "gr"), ("fgsm", "pgd", "apgd")
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def test_every_output_exists_and_metrics_are_in_range(pipeline_repo: Path):
+    for m in MODELS:
+        assert (pipeline_repo / f"data/models/{m}/model.safetensors").is_file()
+        live = json.loads((pipeline_repo / f"data/train/{m}/metrics.json").read_text())
+        assert live["best/epoch"] >= 1
+        for a in ATTACKS:
+            assert (pipeline_repo / f"data/attacks/{m}_{a}.safetensors").is_file()
+    for f in ("frames/manifest.csv", "frames/failures.csv", "split/manifest.csv", "balanced/manifest.csv",
+              "evaluate/details.json", "evaluate/report.md", "evaluate/plots/pgd.csv", "evaluate/plots/roc_gr.csv"):
+        assert (pipeline_repo / "data" / f).is_file(), f
+    metrics = json.loads((pipeline_repo / "data/evaluate/metrics.json").read_text())
+    expected = {"clean"} | {f"{p}{a}_eps{e}" for p in ("", "transfer_") for a in ATTACKS for e in (2, 4)}
+    assert set(metrics) == set(MODELS)
+    for m in MODELS:
+        assert set(metrics[m]) == expected
+        for cond, values in metrics[m].items():
+            for k in ("acc", "auc", "eer", "ap", "f1", "video_acc", "video_auc"):
+                assert values[k] is None or 0.0 <= values[k] <= 1.0, (m, cond, k)
+            assert ("asr" in values) == (cond != "clean")
+    report = (pipeline_repo / "data/evaluate/report.md").read_text()
+    assert "| pgd_eps4 |" in report and "Paired bootstrap" in report
+    # plots show from a fresh checkout without pulling (cache: false, committed to git)
+    out = dvc("plots", "show", "--json", cwd=pipeline_repo).stdout
+    assert "val_auc" in out and "roc_clean" in out
+
+
+def test_status_clean_and_second_repro_runs_nothing(pipeline_repo: Path):
+    assert json.loads(dvc("status", "--json", cwd=pipeline_repo).stdout) == {}
+    res = dvc("repro", cwd=pipeline_repo)
+    assert ran_stages(res.stdout) == set(), res.stdout
+
+
+def test_attack_param_change_reruns_only_attacks_and_evaluate(pipeline_copy: Path):
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["attack"]["pgd"]["steps"] = 3
+    write_params(pipeline_copy, params)
+    changed = json.loads(dvc("status", "--json", cwd=pipeline_copy).stdout)
+    assert set(changed) == {"attack@baseline-pgd", "attack@gr-pgd"}
+    res = dvc("repro", cwd=pipeline_copy)
+    assert ran_stages(res.stdout) == {"attack@baseline-pgd", "attack@gr-pgd", "evaluate"}, res.stdout
+    diff = json.loads(dvc("metrics", "diff", "--json", cwd=pipeline_copy).stdout)
+    keys = {k for f in diff.values() for k in f}
+    assert keys, "PGD with more steps should change some PGD metric"
+    assert all("pgd" in k for k in keys), keys
+
+
+def test_same_params_give_identical_outputs(pipeline_copy: Path):
+    before = (pipeline_copy / "dvc.lock").read_text()
+    res = dvc("repro", "-f", "-s", "make_sample", "extract_frames", "train@gr", "attack@gr-apgd", "evaluate",
+              cwd=pipeline_copy)
+    assert len(ran_stages(res.stdout)) == 5
+    assert (pipeline_copy / "dvc.lock").read_text() == before
+
+
+def test_sigterm_mid_training_leaves_no_partial_output_and_rerun_matches(pipeline_copy: Path):
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["train"]["recipe"]["epochs"] = 2
+    write_params(pipeline_copy, params)
+    dvc("repro", "-s", "train@baseline", cwd=pipeline_copy)
+    model = pipeline_copy / "data/models/baseline/model.safetensors"
+    reference = model.read_bytes()
+    env = {**tool_env(), "PYTHONPATH": "src"}
+    proc = subprocess.Popen([sys.executable, "stages/train.py", "baseline"], cwd=pipeline_copy, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # kill once the first epoch is logged
+        if "epoch 1 " in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert model.read_bytes() == reference  # the complete previous output is untouched
+    assert not list((pipeline_copy / "data/models").glob(".baseline.tmp-*"))
+    dvc("repro", "-f", "-s", "train@baseline", cwd=pipeline_copy)
+    assert model.read_bytes() == reference  # the rerun reproduces the uninterrupted result
+
+
+def test_bad_param_stops_stage_with_clear_message(pipeline_copy: Path):
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["attack"]["eps"] = ["-1/255"]
+    write_params(pipeline_copy, params)
+    res = dvc("repro", cwd=pipeline_copy, check=False)
+    assert res.returncode != 0
+    assert "attack.eps" in res.stderr + res.stdout and "must lie in [0, 1]" in res.stderr + res.stdout
+    assert (pipeline_copy / "data/models/baseline/model.safetensors").is_file()  # upstream outputs kept
