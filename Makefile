@@ -19,6 +19,7 @@ repro: install
 	$(RUN) $(PY) -m dvc repro
 
 test: install
+	$(RUN) $(PY) -m ruff check src stages tests bench
 	$(RUN) $(PY) -m pytest -q tests
 
 lint: install

@@ -1,7 +1,6 @@
 """Data stages: FF++ layout, decord sampling, face crops, bad videos, split and balance."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np

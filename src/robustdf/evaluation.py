@@ -103,7 +103,7 @@ def evaluate_models(preds: dict[str, list[Condition]], ts: TestSet, ev: Any) -> 
     models = list(preds)
     if len(models) == 2:
         a, b = models
-        for ca, cb in zip(preds[a], preds[b]):
+        for ca, cb in zip(preds[a], preds[b], strict=True):
             if ca.name == cb.name:
                 details["paired_differences"][ca.name] = paired_difference(ts, ca.p, cb.p, ev)
     return metrics, details
@@ -146,4 +146,4 @@ def curve_tables(metrics: dict[str, Any], eps_list: list[float], attacks: list[s
 
 def roc_table(ts: TestSet, p: np.ndarray) -> list[dict[str, float]]:
     fpr, tpr, _ = roc_curve(ts.y, p)
-    return [{"fpr": float(f), "tpr": float(t)} for f, t in zip(fpr, tpr)]
+    return [{"fpr": float(f), "tpr": float(t)} for f, t in zip(fpr, tpr, strict=True)]

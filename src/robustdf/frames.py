@@ -54,7 +54,7 @@ def extract_video(job: ExtractJob) -> dict[str, Any]:
             found = [faces.detect_largest(f, job.face.upsample) for f in frames]
             boxes = [faces.square_box(b, job.face.scale, w, h) if b else None for b in found]
             boxes, n_fallback = faces.fill_missing(boxes, job.face.fallback, w, h)
-            fallback_frames = [int(i) for i, b in zip(idx, found) if b is None]
+            fallback_frames = [int(i) for i, b in zip(idx, found, strict=True) if b is None]
         else:
             boxes, n_fallback, fallback_frames = [faces.center_box(w, h)] * len(frames), 0, []
         keep = [i for i, b in enumerate(boxes) if b is not None]

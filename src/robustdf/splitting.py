@@ -26,7 +26,7 @@ def load_official(folder: str | Path) -> dict[str, str]:
             pairs = json.loads(path.read_text())
             ids = [str(i) for pair in pairs for i in pair]
         except (ValueError, TypeError) as err:
-            raise DataError(f"official split file {path} is not a JSON list of [target, source] pairs: {err}")
+            raise DataError(f"official split file {path} is not a JSON list of [target, source] pairs: {err}") from None
         for i in ids:
             if out.get(f"yt:{i}", split) != split:
                 raise DataError(f"identity {i} appears in two official split files ({out[f'yt:{i}']}, {split})")

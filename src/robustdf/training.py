@@ -66,6 +66,34 @@ def evaluate_split(model: nn.Module, ds: FrameDataset, batch_size: int, device: 
     return {"loss": loss, "auc": m["auc"], "acc": m["acc"]}
 
 
+def amp_context(use_cuda: bool) -> Any:
+    """A factory of autocast contexts: float16 AMP on CUDA, nothing on CPU."""
+    def autocast() -> Any:
+        return torch.autocast("cuda", dtype=torch.float16) if use_cuda else contextlib.nullcontext()
+
+    return autocast
+
+
+def train_step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               loss_fn: nn.Module, gr: GradientRegularizer | None, scaler: torch.amp.GradScaler,
+               autocast: Any, grad_clip: float | None) -> tuple[torch.Tensor, float | None]:
+    """One optimiser step, plain or GR (the only difference between the variants)."""
+    opt.zero_grad(set_to_none=True)
+    norm = None
+    if gr is not None:
+        loss, norm = gr.backward(net, x, y, loss_fn, scaler.scale, autocast)
+    else:
+        with autocast():
+            loss = loss_fn(net(x), y)
+        scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach(), norm
+
+
 def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]],
           frames_root: Path, out_dir: Path, live: Any | None) -> dict[str, Any]:
     """Train one variant; saves the val-AUC-selected checkpoint into ``out_dir``; returns a summary."""
@@ -100,8 +128,7 @@ def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_ro
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(int(p.recipe.warmup_epochs * len(loader)), steps))
     scaler = torch.amp.GradScaler("cuda", enabled=use_cuda)
 
-    def autocast() -> Any:
-        return torch.autocast("cuda", dtype=torch.float16) if use_cuda else contextlib.nullcontext()
+    autocast = amp_context(use_cuda)
 
     best: dict[str, Any] = {"val_auc": -1.0}
     best_state: dict[str, torch.Tensor] | None = None
@@ -116,19 +143,9 @@ def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_ro
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if use_cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            opt.zero_grad(set_to_none=True)
-            if gr is not None:
-                loss, norm = gr.backward(net, x, y, loss_fn, scaler.scale, autocast)
+            loss, norm = train_step(net, model, opt, x, y, loss_fn, gr, scaler, autocast, p.recipe.grad_clip)
+            if norm is not None:
                 norms.append(norm)
-            else:
-                with autocast():
-                    loss = loss_fn(net(x), y)
-                scaler.scale(loss).backward()
-            if p.recipe.grad_clip:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), p.recipe.grad_clip)
-            scaler.step(opt)
-            scaler.update()
             sched.step()
             losses.append(float(loss))
         if rank == 0:

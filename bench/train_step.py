@@ -1,0 +1,97 @@
+"""Benchmark: (a) bare forward+backward, (b) baseline step through the real data loader, (c) GR step.
+
+Same batch and image size in one run; ratios (b)/(a) (loader must not starve the model, goal >= 0.9)
+and (c)/(b) in time per step (goal <= 2.1). Usage: python bench/train_step.py [--size 64 --batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from common import rate, report
+from robustdf.data import FrameDataset
+from robustdf.gr import GradientRegularizer
+from robustdf.model import build_model
+from robustdf.params import AugmentParams
+from robustdf.runtime import pick_device
+from robustdf.training import amp_context, train_step
+
+
+def frames_store(root: Path, n_videos: int, frames: int, size: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n_videos):
+        np.save(root / f"{i}.npy", rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8))
+        rows.append({"frames_file": f"{i}.npy", "n_frames": frames, "label": i % 2})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=0)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    device = pick_device("auto")
+    use_cuda = device.type == "cuda"
+    model = build_model("efficientnet_b0").to(device)
+    if use_cuda:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda)
+    autocast = amp_context(use_cuda)
+    x_mem = torch.rand(args.batch, 3, args.size, args.size, device=device)
+    y_mem = torch.randint(0, 2, (args.batch,), device=device)
+
+    def bare() -> int:
+        model.zero_grad(set_to_none=True)
+        with autocast():
+            loss = loss_fn(model(x_mem), y_mem)
+        scaler.scale(loss).backward()
+        return args.batch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = frames_store(Path(tmp), 64, 8, args.size)
+        ds = FrameDataset(rows, tmp, AugmentParams(jpeg_prob=0.0), seed=0)
+        loader = DataLoader(ds, batch_size=args.batch, sampler=RandomSampler(ds), drop_last=True,
+                            num_workers=args.workers, pin_memory=use_cuda, persistent_workers=args.workers > 0)
+        batches = iter(())
+
+        def step(gr: GradientRegularizer | None) -> int:
+            nonlocal batches
+            try:
+                x, y, _ = next(batches)
+            except StopIteration:
+                batches = iter(loader)
+                x, y, _ = next(batches)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            model.train()
+            train_step(model, model, opt, x, y, loss_fn, gr, scaler, autocast, 5.0)
+            return args.batch
+
+        model.train()
+        a = rate(bare, repeat=args.steps)
+        b = rate(lambda: step(None), repeat=args.steps)
+        gr = GradientRegularizer(model, "blocks.1", r=0.05, alpha=0.5)
+        c = rate(lambda: step(gr), repeat=args.steps)
+        gr.pim.remove()
+    report("train_step", {
+        "device": str(device), "image_size": args.size, "batch_size": args.batch, "amp": use_cuda,
+        "a_bare_fwd_bwd_img_s": round(a, 2), "b_baseline_step_loader_img_s": round(b, 2),
+        "c_gr_step_loader_img_s": round(c, 2), "b_over_a": round(b / a, 3),
+        "gr_time_over_baseline_time": round(b / c, 3),
+    })
+
+
+if __name__ == "__main__":
+    main()

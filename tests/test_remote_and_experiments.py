@@ -1,0 +1,106 @@
+"""DVC experiments, queued sweeps, and `dvc push/pull` against a real S3 server (moto) on loopback."""
+
+import hashlib
+import json
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import dvc
+from test_pipeline import ran_stages
+
+CACHED_OUTS = ["data/sample", "data/frames", "data/split", "data/balanced", "data/models", "data/attacks"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """moto's S3 server on 127.0.0.1 with an empty bucket; stopped after the test."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"}.items():
+        monkeypatch.setenv(k, v)  # credentials from the environment, as for real users
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="robustdf-test")  # DVC does not create it
+    yield endpoint
+    server.stop()
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for out in CACHED_OUTS for p in sorted((repo / out).rglob("*")) if p.is_file()}
+
+
+def test_s3_push_pull_round_trip_is_byte_identical(pipeline_copy: Path, s3_server: str):
+    dvc("remote", "modify", "--local", "storage", "url", "s3://robustdf-test/dvc", cwd=pipeline_copy)
+    dvc("remote", "modify", "--local", "storage", "endpointurl", s3_server, cwd=pipeline_copy)
+    before = snapshot(pipeline_copy)
+    assert len(before) > 50
+    dvc("push", cwd=pipeline_copy)
+    shutil.rmtree(pipeline_copy / ".dvc" / "cache")
+    for out in CACHED_OUTS:
+        shutil.rmtree(pipeline_copy / out)
+    dvc("pull", cwd=pipeline_copy)
+    assert snapshot(pipeline_copy) == before
+    assert json.loads(dvc("status", "--json", cwd=pipeline_copy).stdout) == {}
+    assert "testing" not in (pipeline_copy / ".dvc" / "config").read_text()  # no credentials in the repo
+
+
+def test_unreachable_remote_is_a_clear_error_and_deletes_nothing(pipeline_copy: Path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    dvc("remote", "modify", "--local", "storage", "url", "s3://robustdf-test/dvc", cwd=pipeline_copy)
+    dvc("remote", "modify", "--local", "storage", "endpointurl", f"http://127.0.0.1:{free_port()}", cwd=pipeline_copy)
+    before = snapshot(pipeline_copy)
+    cache_files = sum(1 for p in (pipeline_copy / ".dvc/cache").rglob("*") if p.is_file())
+    t0 = time.time()
+    for cmd in ("push", "pull"):
+        res = dvc(cmd, cwd=pipeline_copy, check=False)
+        assert res.returncode != 0
+        assert "127.0.0.1" in res.stderr or "connect" in res.stderr.lower(), res.stderr[-2000:]
+    assert time.time() - t0 < 240
+    assert snapshot(pipeline_copy) == before
+    assert sum(1 for p in (pipeline_copy / ".dvc/cache").rglob("*") if p.is_file()) == cache_files
+
+
+def test_exp_run_on_attack_param_reuses_training(pipeline_copy: Path):
+    res = dvc("exp", "run", "-n", "pgd3", "-S", "attack.pgd.steps=3", cwd=pipeline_copy)
+    assert ran_stages(res.stdout) == {"attack@baseline-pgd", "attack@gr-pgd", "evaluate"}, res.stdout
+    diff = json.loads(dvc("metrics", "diff", "--json", cwd=pipeline_copy).stdout)
+    assert all("pgd" in k for f in diff.values() for k in f)
+    plots = json.loads(dvc("plots", "diff", "--json", cwd=pipeline_copy).stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    show = json.loads(dvc("exp", "show", "--json", cwd=pipeline_copy).stdout)
+    assert "pgd3" in json.dumps(show)
+
+
+def test_queued_sweep_runs_both_experiments(pipeline_copy: Path):
+    for steps in (1, 4):
+        dvc("exp", "run", "--queue", "-n", f"sweep-pgd{steps}", "-S", f"attack.pgd.steps={steps}", cwd=pipeline_copy)
+    dvc("queue", "start", "-j", "1", cwd=pipeline_copy)
+    deadline = time.time() + 420
+    while time.time() < deadline:
+        status = dvc("queue", "status", cwd=pipeline_copy).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert "Failed" not in status, status + dvc("queue", "logs", "sweep-pgd1", cwd=pipeline_copy, check=False).stdout
+    show = json.dumps(json.loads(dvc("exp", "show", "--json", cwd=pipeline_copy).stdout))
+    assert "sweep-pgd1" in show and "sweep-pgd4" in show
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    assert params["attack"]["pgd"]["steps"] == 2  # the workspace itself is untouched
