@@ -25,6 +25,14 @@ def test_frame_metrics_equal_sklearn(scores):
     assert m["f1"] == f1_score(y, p >= 0.5)
 
 
+def test_rank_auc_equals_sklearn_with_ties(scores):
+    y, p = scores
+    assert M.rank_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    q = np.round(p, 1)  # many ties
+    assert M.rank_auc(y, q) == pytest.approx(roc_auc_score(y, q), abs=1e-12)
+    assert math.isnan(M.rank_auc(np.ones(3, int), p[:3]))
+
+
 def test_eer_on_known_rocs():
     # perfectly separated -> 0; fully inverted -> 1
     assert M.eer(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 0.0

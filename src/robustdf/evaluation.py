@@ -14,6 +14,7 @@ from sklearn.metrics import roc_curve
 from robustdf import metrics as M
 from robustdf.artifacts import rebuild
 from robustdf.model import predict_fake_proba
+from robustdf.params import ATTACKS
 
 
 def eps_tag(eps: float) -> str:
@@ -69,7 +70,8 @@ def predict_conditions(model: torch.nn.Module, ts: TestSet, artifacts: dict[str,
     """Clean, own-attack and transfer predictions of one model. ``artifacts`` maps
     ``"<model>/<attack>"`` to loaded artifacts."""
     conds = [Condition("clean", None, 0.0, predict_fake_proba(model, ts.images.float() / 255, batch_size, device))]
-    for key in sorted(artifacts, key=lambda k: (k.split("/")[0] != own, k)):
+    order = {a: i for i, a in enumerate(ATTACKS)}
+    for key in sorted(artifacts, key=lambda k: (k.split("/")[0] != own, order.get(k.split("/")[1], 99), k)):
         source, attack = key.split("/")
         art = artifacts[key]
         idx = art["frame_index"]
@@ -115,8 +117,9 @@ def paired_difference(ts: TestSet, p_a: np.ndarray, p_b: np.ndarray, ev: Any) ->
     for pick in M.video_resamples(ts.video, ev.n_bootstrap, ev.seed):
         y = ts.y[pick]
         d_acc.append(np.mean((p_b[pick] >= ev.threshold) == y) - np.mean((p_a[pick] >= ev.threshold) == y))
-        if len(np.unique(y)) == 2:
-            d_auc.append(M.roc_auc_score(y, p_b[pick]) - M.roc_auc_score(y, p_a[pick]))
+        diff = M.rank_auc(y, p_b[pick]) - M.rank_auc(y, p_a[pick])
+        if not math.isnan(diff):
+            d_auc.append(diff)
 
     def summary(d: list[float], point: float) -> dict[str, Any]:
         ci = M.percentile_band(d, ev.ci)

@@ -49,6 +49,7 @@ def render(metrics: dict[str, Any], details: dict[str, Any], context: dict[str, 
             cells += [_pct(b["acc"]), _pct(b["auc"])]
         lines.append(f"| {meth} | " + " | ".join(cells) + " |")
     lines += ["", "## What the numbers say", "", *summary_paragraph(models, details)]
+    lines += ["", "## Why", "", *why_paragraph(metrics)]
     if details.get("vanished"):
         lines += ["", f"Note: 8-bit rounding removed the whole perturbation for {', '.join(details['vanished'])} "
                       "(eps below 1/255 rounds back to the clean image); those rows equal clean."]
@@ -76,4 +77,31 @@ def summary_paragraph(models: list[str], details: dict[str, Any]) -> list[str]:
                     "set the models cannot be told apart."]
     if insig:
         out += ["", f"{len(insig)} other comparisons have intervals that include zero and are not findings."]
+    return out
+
+
+def why_paragraph(metrics: dict[str, Any]) -> list[str]:
+    """Numbers that explain the comparison, with the mechanism behind them."""
+    out = []
+    for m, conds in metrics.items():
+        own = [c for c in conds if c != "clean" and not c.startswith("transfer_")]
+        transfer = [c for c in conds if c.startswith("transfer_")]
+        asr = [conds[c]["asr"] for c in own if conds[c].get("asr") is not None and not math.isnan(conds[c]["asr"])]
+        t_drop = [conds["clean"]["acc"] - conds[c]["acc"] for c in transfer]
+        text = f"- {m}: clean AUC {_pct(conds['clean']['auc'])}, clean accuracy {_pct(conds['clean']['acc'])}"
+        if asr:
+            text += f"; white-box attack success {_pct(min(asr))}-{_pct(max(asr))}% over attacks and eps"
+        if t_drop:
+            text += f"; transfer attacks cost at most {100 * max(t_drop):.1f} accuracy points"
+        out.append(text + ".")
+    out += [
+        "",
+        "GR penalises the loss gradient with respect to the channel mean and standard deviation of a shallow "
+        "feature map, i.e. it makes the detector insensitive to small shifts of low-level *style* statistics "
+        "(colour, contrast, texture energy) that differ between identities, sources and compressions. That "
+        "targets generalisation to unseen data, which shows in the clean and per-method rows. It does not "
+        "bound the gradient with respect to pixels, so white-box L-inf attacks, which follow the input "
+        "gradient of each model, remain effective against both models; robustness to transferred "
+        "(black-box) examples mainly reflects how different the two models' input gradients are.",
+    ]
     return out
