@@ -163,8 +163,11 @@ def main_guard(fn: Any) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         fn()
-    except (ParamsError, FileNotFoundError, DataError) as err:
+    except (ParamsError, DataError) as err:
         log.error("%s", err)
+        sys.exit(1)
+    except OSError as err:  # disk full, read-only or missing folder: name the file, no traceback
+        log.error("cannot read or write %s: %s", err.filename or "?", err.strerror or err)
         sys.exit(1)
 
 
