@@ -61,12 +61,12 @@ def trained_small_model():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(256, 3, 12, 12, generator=g) * 0.6
     y = torch.randint(0, 2, (256,), generator=g)
-    x[y == 1, :, 4:8, 4:8] += 0.12
+    x[y == 1, :, 4:8, 4:8] += 0.15
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                           nn.Flatten(), nn.Linear(8, 2))
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(100):
+    for _ in range(200):
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()

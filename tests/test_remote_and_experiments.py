@@ -13,7 +13,8 @@ import yaml
 from conftest import dvc
 from test_pipeline import ran_stages
 
-CACHED_OUTS = ["data/sample", "data/frames", "data/split", "data/balanced", "data/models", "data/attacks"]
+CACHED_OUTS = ["data/sample", "data/frames", "data/split", "data/balanced", "data/models/baseline", "data/models/gr",
+               *[f"data/attacks/{m}_{a}.safetensors" for m in ("baseline", "gr") for a in ("fgsm", "pgd", "apgd")]]
 
 
 def free_port() -> int:
@@ -41,8 +42,9 @@ def s3_server(monkeypatch):
 
 
 def snapshot(repo: Path) -> dict[str, str]:
-    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for out in CACHED_OUTS for p in sorted((repo / out).rglob("*")) if p.is_file()}
+    """Content hash of every file of every DVC-cached output."""
+    files = [f for out in CACHED_OUTS for f in ([repo / out] if (repo / out).is_file() else (repo / out).rglob("*"))]
+    return {str(f.relative_to(repo)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(files) if f.is_file()}
 
 
 def test_s3_push_pull_round_trip_is_byte_identical(pipeline_copy: Path, s3_server: str):
@@ -53,7 +55,11 @@ def test_s3_push_pull_round_trip_is_byte_identical(pipeline_copy: Path, s3_serve
     dvc("push", cwd=pipeline_copy)
     shutil.rmtree(pipeline_copy / ".dvc" / "cache")
     for out in CACHED_OUTS:
-        shutil.rmtree(pipeline_copy / out)
+        path = pipeline_copy / out
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     dvc("pull", cwd=pipeline_copy)
     assert snapshot(pipeline_copy) == before
     assert json.loads(dvc("status", "--json", cwd=pipeline_copy).stdout) == {}

@@ -7,6 +7,7 @@ frames come from the frames store, so :func:`rebuild` recreates every evaluated 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -23,7 +24,10 @@ def save_artifact(path: str | Path, eps: list[float], frame_index: torch.Tensor,
         delta = delta.to(torch.float16)
     tensors = {"eps": torch.tensor(eps, dtype=torch.float64), "frame_index": frame_index.to(torch.int64),
                "delta": delta.contiguous()}
-    save_file(tensors, str(path), metadata={"model": model, "attack": attack, "quantized": str(int(quantized))})
+    # one metadata key: safetensors writes metadata from a hash map, so several keys would come out in
+    # a different order in every process and change the file's hash
+    info = json.dumps({"model": model, "attack": attack, "quantized": quantized}, sort_keys=True)
+    save_file(tensors, str(path), metadata={"robustdf": info})
 
 
 def load_artifact(path: str | Path) -> dict[str, torch.Tensor]:

@@ -94,14 +94,25 @@ def why_paragraph(metrics: dict[str, Any]) -> list[str]:
         if t_drop:
             text += f"; transfer attacks cost at most {100 * max(t_drop):.1f} accuracy points"
         out.append(text + ".")
+    if len(metrics) == 2:
+        a, b = list(metrics)
+        own = [c for c in metrics[a] if c != "clean" and not c.startswith("transfer_")]
+        if own:
+            best = max(own, key=lambda c: metrics[b][c]["acc"] - metrics[a][c]["acc"])
+            worst = min(own, key=lambda c: metrics[b][c]["acc"] - metrics[a][c]["acc"])
+            out += ["", f"Largest white-box gap in favour of {b}: {best} ({_pct(metrics[b][best]['acc'])} vs "
+                        f"{_pct(metrics[a][best]['acc'])} accuracy); smallest: {worst} "
+                        f"({_pct(metrics[b][worst]['acc'])} vs {_pct(metrics[a][worst]['acc'])})."]
     out += [
         "",
         "GR penalises the loss gradient with respect to the channel mean and standard deviation of a shallow "
         "feature map, i.e. it makes the detector insensitive to small shifts of low-level *style* statistics "
         "(colour, contrast, texture energy) that differ between identities, sources and compressions. That "
-        "targets generalisation to unseen data, which shows in the clean and per-method rows. It does not "
-        "bound the gradient with respect to pixels, so white-box L-inf attacks, which follow the input "
-        "gradient of each model, remain effective against both models; robustness to transferred "
-        "(black-box) examples mainly reflects how different the two models' input gradients are.",
+        "targets generalisation to unseen data, which shows in the clean and per-method rows. A flatter loss "
+        "around the shallow statistics also damps how far a small pixel perturbation, which shifts exactly "
+        "those statistics, can move the output, so GR can resist the weakest attacks; but it does not bound "
+        "the input gradient itself, so iterative white-box attacks with a larger eps still succeed against "
+        "both models. Robustness to transferred (black-box) examples mainly reflects how different the two "
+        "models' input gradients are.",
     ]
     return out
