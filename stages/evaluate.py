@@ -4,12 +4,9 @@ import argparse
 import csv
 from pathlib import Path
 
-import numpy as np
-
 from robustdf.artifacts import load_artifact
-from robustdf.data import FrameDataset
-from robustdf.evaluation import TestSet, curve_tables, evaluate_models, predict_conditions, roc_table
-from robustdf.manifest import read_rows, test_rows
+from robustdf.evaluation import curve_tables, evaluate_models, load_test_set, predict_conditions, roc_table
+from robustdf.manifest import read_rows
 from robustdf.model import load_checkpoint
 from robustdf.params import load_group
 from robustdf.report import render
@@ -34,13 +31,9 @@ def main() -> None:
     p = load_group("evaluate")
     run = StageRun("evaluate")
     device = pick_device("auto")
-    rows = read_rows(Path(args.data) / "manifest.csv")
-    trained_on = {r["method"] for r in rows if r["split"] in ("train", "val")}
-    ds = FrameDataset(test_rows(rows), args.frames)
-    ts = TestSet(ds.all_images(), ds.labels(), np.array([r["key"] for r in ds.rows])[ds.video_index()],
-                 np.array([r["method"] for r in ds.rows])[ds.video_index()],
-                 sorted({r["method"] for r in ds.rows if r["label"] == 1} - trained_on))
-    run.read(Path(args.data) / "manifest.csv", f"({len(ds.rows)} test videos, {len(ds)} frames)")
+    ts = load_test_set(read_rows(Path(args.data) / "manifest.csv"), args.frames)
+    n_videos, n_real = len(set(ts.video)), len(set(ts.video[ts.y == 0]))
+    run.read(Path(args.data) / "manifest.csv", f"({n_videos} test videos, {len(ts.y)} frames)")
     artifacts = {}
     for path in sorted(args.artifacts):
         model_name, attack = Path(path).stem.split("_", 1)
@@ -57,8 +50,8 @@ def main() -> None:
         metrics, details = evaluate_models(preds, ts, p)
     eps_list = sorted({e for a in artifacts.values() for e in a["eps"].tolist()})
     attacks = sorted({k.split("/")[1] for k in artifacts})
-    context = {"n_frames": len(ts.y), "n_videos": len(ds.rows), "n_real_videos": sum(r["label"] == 0 for r in ds.rows),
-               "n_fake_videos": sum(r["label"] == 1 for r in ds.rows), "ci": p.ci, "n_bootstrap": p.n_bootstrap,
+    context = {"n_frames": len(ts.y), "n_videos": n_videos, "n_real_videos": n_real,
+               "n_fake_videos": n_videos - n_real, "ci": p.ci, "n_bootstrap": p.n_bootstrap,
                "heldout_methods": ts.heldout}
     details["context"] = context
     with atomic_dir(args.out) as tmp:

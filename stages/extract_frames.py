@@ -5,10 +5,10 @@ import shutil
 from pathlib import Path
 
 from robustdf.ffpp import discover
-from robustdf.frames import ExtractJob, extract_all
+from robustdf.frames import ExtractJob, extract_all, split_results
 from robustdf.manifest import counts, write_rows
 from robustdf.params import load_group
-from robustdf.runtime import DataError, StageRun, atomic_dir, log, main_guard
+from robustdf.runtime import StageRun, atomic_dir, log, main_guard
 
 
 def main() -> None:
@@ -26,16 +26,9 @@ def main() -> None:
                 for v in videos]
         with run.timed("decode+crop"):
             results = extract_all(jobs, p.workers)
-        rows = [r for r in results if "error" not in r]
-        failures = [r for r in results if "error" in r]
-        for f in failures:
+        for f in (r for r in results if "error" in r):
             log.warning("[extract_frames] failed %s: %s", f["path"], f["error"])
-        share = len(failures) / max(1, len(results))
-        if not rows:
-            raise DataError(f"no usable video under {p.ffpp_root}: all {len(failures)} failed (see log)")
-        if share > p.max_failure_share:
-            raise DataError(f"{len(failures)} of {len(results)} videos failed ({share:.0%}), more than "
-                            f"extract_frames.max_failure_share={p.max_failure_share}; first: {failures[0]}")
+        rows, failures = split_results(results, p.max_failure_share, p.ffpp_root)
         write_rows(tmp / "manifest.csv", rows)
         write_rows(tmp / "failures.csv", failures, ["key", "path", "error"])
         (tmp / "unrecognised_files.txt").write_text("".join(f"{u}\n" for u in unknown))

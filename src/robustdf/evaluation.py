@@ -4,6 +4,7 @@ model's (black-box transfer), with per-method breakdowns and bootstrap confidenc
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ from sklearn.metrics import roc_curve
 
 from robustdf import metrics as M
 from robustdf.artifacts import rebuild
+from robustdf.data import FrameDataset
+from robustdf.manifest import test_rows
 from robustdf.model import predict_fake_proba
 from robustdf.params import ATTACKS
 
@@ -32,6 +35,16 @@ class TestSet:
     video: np.ndarray
     method: np.ndarray
     heldout: list[str] = field(default_factory=list)
+
+
+def load_test_set(rows: list[dict[str, Any]], frames_root: str | Path) -> TestSet:
+    """The test videos of a balanced manifest; held-out methods are those never seen in train/val."""
+    trained_on = {r["method"] for r in rows if r["split"] in ("train", "val")}
+    ds = FrameDataset(test_rows(rows), frames_root)
+    vid = ds.video_index()
+    return TestSet(ds.all_images(), ds.labels(), np.array([r["key"] for r in ds.rows])[vid],
+                   np.array([r["method"] for r in ds.rows])[vid],
+                   sorted({r["method"] for r in ds.rows if r["label"] == 1} - trained_on))
 
 
 @dataclass

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from robustdf import faces
 from robustdf.ffpp import Video
 from robustdf.params import FaceCropParams
+from robustdf.runtime import DataError
 
 
 def even_indices(n_total: int, n: int) -> np.ndarray:
@@ -80,3 +81,17 @@ def extract_all(jobs: list[ExtractJob], workers: int) -> list[dict[str, Any]]:
         return [extract_video(j) for j in tqdm(jobs, **bar)]
     with get_context("spawn").Pool(workers) as pool:
         return list(tqdm(pool.imap(extract_video, jobs, chunksize=4), **bar))
+
+
+def split_results(results: list[dict[str, Any]], max_failure_share: float, root: str) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]]]:
+    """(manifest rows, failure rows); fail only when nothing usable remains or too many failed."""
+    rows = [r for r in results if "error" not in r]
+    failures = [r for r in results if "error" in r]
+    share = len(failures) / max(1, len(results))
+    if not rows:
+        raise DataError(f"no usable video under {root}: all {len(failures)} failed; first: {failures[:1]}")
+    if share > max_failure_share:
+        raise DataError(f"{len(failures)} of {len(results)} videos failed ({share:.0%}), more than "
+                        f"extract_frames.max_failure_share={max_failure_share}; first: {failures[0]}")
+    return rows, failures
