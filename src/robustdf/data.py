@@ -40,7 +40,7 @@ class FrameDataset(Dataset):
 
     def uint8(self, index: int) -> torch.Tensor:
         i, k = self.items[index]
-        return torch.from_numpy(np.ascontiguousarray(self.array(i)[k])).permute(2, 0, 1)
+        return torch.from_numpy(np.array(self.array(i)[k])).permute(2, 0, 1)  # copy out of the read-only map
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         img = self.uint8(index)
