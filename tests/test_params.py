@@ -11,12 +11,13 @@ def test_default_params_validate():
         validate_group(group, params[group])
 
 
-@pytest.mark.parametrize("text,value", [("2/255", 2 / 255), (0.5, 0.5), ("0", 0.0), (1, 1.0), ("8 / 255", 8 / 255)])
+@pytest.mark.parametrize("text,value", [("2/255", 2 / 255), (0.5, 0.5), ("0", 0.0), (1, 1.0), ("8 / 255", 8 / 255),
+                                        ("0.5/255", 0.5 / 255), ("0.0078", 0.0078)])
 def test_parse_eps(text, value):
     assert parse_eps(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("bad", ["-1/255", 1.5, "abc", "1/0", True, None])
+@pytest.mark.parametrize("bad", ["-1/255", 1.5, "abc", "1/0", "1/2/3", "nan", True, None])
 def test_parse_eps_rejects(bad):
     with pytest.raises(ValueError):
         parse_eps(bad)

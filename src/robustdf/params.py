@@ -6,7 +6,6 @@ stage before any work is done, with one message naming the key, the value and wh
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -36,7 +35,8 @@ def parse_eps(value: Any) -> float:
         eps = float(value)
     elif isinstance(value, str):
         try:
-            eps = float(Fraction(value.replace(" ", "")))
+            num, _, den = value.replace(" ", "").partition("/")
+            eps = float(num) / float(den) if den else float(num)  # '2/255', '0.5/255', '0.0078'
         except (ValueError, ZeroDivisionError):
             raise ValueError(f"eps must be a number or a fraction like '2/255', got {value!r}") from None
     else:
