@@ -82,7 +82,7 @@ def predict_conditions(model: torch.nn.Module, ts: TestSet, artifacts: dict[str,
                        own: str, batch_size: int, device: torch.device) -> list[Condition]:
     """Clean, own-attack and transfer predictions of one model. ``artifacts`` maps
     ``"<model>/<attack>"`` to loaded artifacts."""
-    conds = [Condition("clean", None, 0.0, predict_fake_proba(model, ts.images.float() / 255, batch_size, device))]
+    conds = [Condition("clean", None, 0.0, predict_fake_proba(model, ts.images, batch_size, device))]
     order = {a: i for i, a in enumerate(ATTACKS)}
     for key in sorted(artifacts, key=lambda k: (k.split("/")[0] != own, order.get(k.split("/")[1], 99), k)):
         source, attack = key.split("/")
@@ -91,11 +91,15 @@ def predict_conditions(model: torch.nn.Module, ts: TestSet, artifacts: dict[str,
         if len(idx) != len(ts.y) or not torch.equal(idx, torch.arange(len(ts.y))):
             raise ValueError(f"artifact {key} does not cover the current test frames; rerun the attack stage")
         for e, eps in enumerate(art["eps"].tolist()):
-            adv = rebuild(ts.images, art["delta"][e], eps)
+            delta = art["delta"][e]
+            # rebuild one batch at a time: the float adversarial set is never held in memory whole
+            p = np.concatenate([
+                predict_fake_proba(model, rebuild(ts.images[i:i + batch_size], delta[i:i + batch_size], eps),
+                                   batch_size, device)
+                for i in range(0, len(ts.y), batch_size)])
             prefix = "" if source == own else "transfer_"
-            vanished = bool(eps > 0 and not art["delta"][e].any())
-            conds.append(Condition(f"{prefix}{attack}_{eps_tag(eps)}", attack, eps,
-                                   predict_fake_proba(model, adv, batch_size, device), vanished))
+            vanished = bool(eps > 0 and not delta.any())
+            conds.append(Condition(f"{prefix}{attack}_{eps_tag(eps)}", attack, eps, p, vanished))
     return conds
 
 

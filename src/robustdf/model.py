@@ -118,11 +118,14 @@ def load_checkpoint(folder: str | Path) -> tuple[Detector, dict[str, Any]]:
 
 @torch.no_grad()
 def predict_fake_proba(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
-    """Fake-class probabilities for [0, 1] images (N, 3, H, W), in eval mode, batched."""
+    """Fake-class probabilities, in eval mode, batched, for (N, 3, H, W) images in [0, 1] or uint8
+    (converted per batch, so a large uint8 set is never held in memory as float)."""
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size].to(device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
             logits = model(x)
         out.append(torch.softmax(logits.float(), dim=1)[:, FAKE].cpu())

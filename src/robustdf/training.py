@@ -56,9 +56,8 @@ def make_optimizer(model: nn.Module, p: TrainParams) -> torch.optim.Optimizer:
 
 def evaluate_split(model: nn.Module, ds: FrameDataset, batch_size: int, device: torch.device,
                    weights: torch.Tensor) -> dict[str, float]:
-    images = ds.all_images().float().div_(255)
     y = ds.labels()
-    p = predict_fake_proba(model, images, batch_size, device)
+    p = predict_fake_proba(model, ds.all_images(), batch_size, device)
     logp = np.log(np.clip(np.stack([1 - p, p], 1), 1e-7, 1))
     w = weights.numpy()[y]
     loss = float(-(w * logp[np.arange(len(y)), y]).sum() / w.sum())
