@@ -21,7 +21,7 @@ from robustdf.frames import ExtractJob, even_indices, extract_all, read_frames
 from robustdf.params import FaceCropParams
 from robustdf.synth import encode_h264
 
-CLIP = ROOT.parent / "shared" / "testdata" / "short_hamilton_clip.mp4"
+CLIP = ROOT / "tests" / "data" / "short_hamilton_clip.mp4"
 
 
 def make_clip(path: Path, n: int, gop: int) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-SHARED_CLIP = ROOT.parent / "shared" / "testdata" / "short_hamilton_clip.mp4"
+REAL_CLIP = ROOT / "tests" / "data" / "short_hamilton_clip.mp4"  # MIT, see tests/data/LICENSE-face_recognition.txt
 
 # seconds per stage on 2 CPU cores
 TINY = {

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_CLIP
+from conftest import REAL_CLIP
 from robustdf import faces
 from robustdf.balance import balance
 from robustdf.ffpp import Video, discover, parse_name
@@ -79,11 +79,11 @@ def test_generated_sample_has_ffpp_layout_and_real_h264(tiny_sample):
 
 def test_decord_samples_evenly_in_one_call():
     assert even_indices(275, 4).tolist() == [34, 103, 171, 240]
-    idx, frames = read_frames(str(SHARED_CLIP), 8)
+    idx, frames = read_frames(str(REAL_CLIP), 8)
     assert frames.shape == (8, 360, 640, 3) and frames.dtype == np.uint8
     assert idx.tolist() == even_indices(275, 8).tolist()
     with pytest.raises(ValueError, match="fewer than frames_per_video"):
-        read_frames(str(SHARED_CLIP), 1000)
+        read_frames(str(REAL_CLIP), 1000)
 
 
 def _video(path: Path, key: str = "original/000") -> Video:
@@ -91,7 +91,7 @@ def _video(path: Path, key: str = "original/000") -> Video:
 
 
 def test_face_crops_on_real_clip(tmp_path):
-    job = ExtractJob(_video(SHARED_CLIP), tmp_path, "v.npy", 8, 96, FaceCropParams(enabled=True, fallback="nearest"))
+    job = ExtractJob(_video(REAL_CLIP), tmp_path, "v.npy", 8, 96, FaceCropParams(enabled=True, fallback="nearest"))
     row = extract_video(job)
     assert "error" not in row, row
     assert row["n_frames"] == 8 and row["n_fallback"] <= 3  # faces found in most frames
@@ -122,7 +122,7 @@ def test_fill_missing_reuses_nearest_box():
 @pytest.mark.parametrize("kind", ["zero", "truncated", "garbage"])
 def test_bad_videos_give_failure_rows(tmp_path, kind):
     bad = tmp_path / "000.mp4"
-    data = SHARED_CLIP.read_bytes()
+    data = REAL_CLIP.read_bytes()
     bad.write_bytes({"zero": b"", "truncated": data[: len(data) // 20], "garbage": b"\x00\x01junk" * 500}[kind])
     row = extract_video(ExtractJob(_video(bad), tmp_path, "x.npy", 8, 32, FaceCropParams()))
     assert "error" in row and row["path"] == str(bad) and row["error"]
