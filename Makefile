@@ -2,18 +2,28 @@
 VENV ?= .venv
 VENV_REAL := $(shell readlink -f $(VENV) 2>/dev/null || echo $(VENV))
 PY := $(VENV_REAL)/bin/python
-DEPS_HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+LOCK := requirements.lock
+DEPS_HASH := $(shell cat pyproject.toml $(LOCK) | sha256sum | cut -c1-12)
 STAMP := $(VENV_REAL)/.installed-$(DEPS_HASH)
 RUN := PATH="$(VENV_REAL)/bin:$$PATH" PYTHONPATH="$(CURDIR)/src"
 
-.PHONY: install repro test lint bench
+.PHONY: install lock repro test lint bench
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exact versions with hashes from the lock file; the package itself is installed without resolving.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv "$(VENV_REAL)"
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	rm -f $(VENV_REAL)/.installed-*
 	touch $(STAMP)
+
+# Regenerate the lock file from pyproject.toml's ranges (newest versions that satisfy them).
+lock:
+	python3 -m pip install -q uv
+	python3 -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --upgrade -o $(LOCK)
 
 repro: install
 	$(RUN) $(PY) -m dvc repro
