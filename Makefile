@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	python3 -m pip install -q uv
 	python3 -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
-		--python-platform x86_64-manylinux_2_28 --upgrade -o $(LOCK)
+		--python-platform x86_64-manylinux_2_28 --constraint constraints.txt --upgrade -o $(LOCK)
 
 repro: install
 	$(RUN) $(PY) -m dvc repro

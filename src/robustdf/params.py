@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection")
 REAL_SOURCES = ("youtube", "actors")
@@ -21,6 +21,11 @@ MODELS = ("baseline", "gr")
 
 class ParamsError(ValueError):
     """A parameter in ``params.yaml`` is missing, unknown or out of range."""
+
+
+def _check_files(info: ValidationInfo) -> bool:
+    """Whether validators should check that named files exist (not before the pipeline made them)."""
+    return (info.context or {}).get("check_files", True)
 
 
 class Strict(BaseModel):
@@ -93,8 +98,8 @@ class ExtractParams(Strict):
 
     @field_validator("ffpp_root")
     @classmethod
-    def _root_exists(cls, v: str) -> str:
-        if not Path(v).is_dir():
+    def _root_exists(cls, v: str, info: ValidationInfo) -> str:
+        if _check_files(info) and not Path(v).is_dir():
             raise ValueError(f"dataset root folder {v!r} does not exist")
         return v
 
@@ -179,8 +184,8 @@ class TrainParams(Strict):
 
     @field_validator("pretrained")
     @classmethod
-    def _weights_exist(cls, v: str | None) -> str | None:
-        if v is not None and not Path(v).is_file():
+    def _weights_exist(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and _check_files(info) and not Path(v).is_file():
             raise ValueError(f"pretrained weights file {v!r} does not exist")
         return v
 
@@ -251,24 +256,59 @@ def _format_error(group: str, err: ValidationError) -> str:
     return f"invalid parameters in params.yaml group '{group}':\n" + "\n".join(lines)
 
 
-def validate_group(group: str, raw: Any) -> Strict:
-    """Validate the raw dict of one group against its schema, raising :class:`ParamsError`."""
+def validate_group(group: str, raw: Any, check_files: bool = True) -> Strict:
+    """Validate the raw dict of one group against its schema, raising :class:`ParamsError`.
+
+    ``check_files=False`` skips checks that named inputs exist (the pipeline may create them later).
+    """
     if group not in SCHEMAS:
         raise ParamsError(f"unknown params group {group!r}; known: {sorted(SCHEMAS)}")
     if not isinstance(raw, dict):
         raise ParamsError(f"params.yaml group '{group}' must be a mapping, got {type(raw).__name__}")
     try:
-        return SCHEMAS[group].model_validate(raw)
+        return SCHEMAS[group].model_validate(raw, context={"check_files": check_files})
     except ValidationError as err:
         raise ParamsError(_format_error(group, err)) from None
 
 
-def load_group(group: str, path: str | Path = "params.yaml") -> Any:
-    """Read ``params.yaml`` with ``yaml.safe_load`` and return the validated group."""
+def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The raw mapping in ``params.yaml`` (``yaml.safe_load``)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"parameter file {path} not found")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must be a mapping of parameter groups, got {type(data).__name__}")
+    return data
+
+
+def validate_all(path: str | Path = "params.yaml") -> list[str]:
+    """Validate every group of ``params.yaml`` (files are not checked: earlier stages may make them).
+
+    Unknown top-level groups are errors too, so a key that no stage reads cannot pass silently.
+    All problems are collected into one :class:`ParamsError`; returns the validated group names.
+    """
+    data = read_params(path)
+    problems = [f"params.yaml has an unknown group '{g}' (typo?); known: {sorted(SCHEMAS)}"
+                for g in data if g not in SCHEMAS]
+    problems += [f"params.yaml has no group '{g}'" for g in SCHEMAS if g not in data]
+    for group in SCHEMAS:
+        if group in data:
+            try:
+                validate_group(group, data[group], check_files=False)
+            except ParamsError as err:
+                problems.append(str(err))
+    if problems:
+        raise ParamsError("\n".join(problems))
+    return list(SCHEMAS)
+
+
+def load_group(group: str, path: str | Path = "params.yaml") -> Any:
+    """Read ``params.yaml`` with ``yaml.safe_load`` and return the validated group."""
+    data = read_params(path)
     if group not in data:
         raise ParamsError(f"params.yaml has no group '{group}'")
     return validate_group(group, data[group])

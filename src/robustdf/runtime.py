@@ -154,13 +154,34 @@ def pick_device(choice: str = "auto") -> Any:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the parent process (``dvc``, or the shell it started) dies.
+
+    Without it, a ``kill -9`` of ``dvc repro`` leaves the stage running as an orphan that keeps
+    writing while a rerun rebuilds the same output. A no-op where ``prctl`` is unavailable.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main_guard(fn: Any) -> None:
     """Run a stage's main; print known user errors as one clear line and exit 1."""
     from robustdf.params import ParamsError
 
     setup_logging()
-    # SIGTERM (e.g. a cancelled job) unwinds like Ctrl-C, so temporary outputs are removed
+    # SIGTERM (e.g. a cancelled job, or the death of dvc) unwinds like Ctrl-C, so temporary outputs are removed
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    die_with_parent()
     try:
         fn()
     except (ParamsError, DataError) as err:

@@ -16,7 +16,9 @@ leaves its own kind of artifact, mimicking what the real method is known for:
 from __future__ import annotations
 
 import json
+import os
 from multiprocessing import get_context
+from multiprocessing.pool import Pool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,13 @@ import numpy as np
 from tqdm import tqdm
 
 CRF = {"raw": 0, "c23": 23, "c40": 40}
+
+# The libx264 encode path (as bundled with PyAV) reads heap memory that it never initialised: the
+# same frames encoded 300 times in one process gave 7 different files (5 of 400 on a busy machine),
+# which changed `data/sample`'s hash from run to run. With glibc's MALLOC_PERTURB_ every fresh
+# allocation holds this fixed byte, so the output is the same bytes every time (1 of 400, idle or
+# busy). glibc reads the variable only at process start, so encoding runs in spawned workers.
+MALLOC_PERTURB = "165"
 
 
 @dataclass(frozen=True)
@@ -253,6 +262,19 @@ def _write_video(task: tuple) -> None:
     encode_h264(frames, path, p.fps, CRF[p.compression], p.keyframe_interval)
 
 
+def encoder_pool(workers: int) -> Pool:
+    """Spawned worker processes whose heap starts in a fixed state (see MALLOC_PERTURB)."""
+    previous = os.environ.get("MALLOC_PERTURB_")
+    os.environ["MALLOC_PERTURB_"] = MALLOC_PERTURB
+    try:
+        return get_context("spawn").Pool(workers)
+    finally:
+        if previous is None:
+            del os.environ["MALLOC_PERTURB_"]
+        else:
+            os.environ["MALLOC_PERTURB_"] = previous
+
+
 def make_sample(root: Path, p: "MakeSampleParams") -> dict[str, int]:  # noqa: F821
     """Write the corpus under ``root``; returns counts of videos written."""
     rng = np.random.default_rng(p.seed)
@@ -269,14 +291,9 @@ def make_sample(root: Path, p: "MakeSampleParams") -> dict[str, int]:  # noqa: F
                 jobs.append((out, t, s, method))
     tasks = [(path, p.seed, i, idents[t], idents[s] if s else None, method, p)
              for i, (path, t, s, method) in enumerate(jobs)]
-    bar = dict(total=len(tasks), desc="make_sample", unit="video")
-    if p.workers == 1:
-        for task in tqdm(tasks, **bar):
-            _write_video(task)
-    else:
-        with get_context("spawn").Pool(p.workers) as pool:
-            for _ in tqdm(pool.imap_unordered(_write_video, tasks), **bar):
-                pass
+    with encoder_pool(p.workers) as pool:
+        for _ in tqdm(pool.imap_unordered(_write_video, tasks), total=len(tasks), desc="make_sample", unit="video"):
+            pass
     (root / "splits").mkdir(parents=True, exist_ok=True)
     for name, pair_list in splits.items():
         (root / "splits" / f"{name}.json").write_text(json.dumps(pair_list) + "\n")

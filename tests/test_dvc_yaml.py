@@ -1,0 +1,79 @@
+"""dvc.yaml's hand-written deps must equal each stage script's import closure inside src/robustdf."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+PACKAGE = "robustdf"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Modules of the package that a file imports anywhere (top level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
+            found.add(node.module)
+            if node.module == PACKAGE:  # from robustdf import metrics
+                found |= {f"{PACKAGE}.{a.name}" for a in node.names}
+    return {m for m in found if m != PACKAGE}
+
+
+def module_file(module: str) -> Path:
+    return ROOT / "src" / Path(*module.split(".")).with_suffix(".py")
+
+
+def import_closure(script: Path) -> set[str]:
+    """Repo-relative paths of every package module the script needs, transitively."""
+    todo, seen = list(imported_modules(script)), set()
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        todo.extend(imported_modules(module_file(mod)))
+    return {module_file(m).relative_to(ROOT).as_posix() for m in seen}
+
+
+def stage_definitions() -> dict[str, dict]:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: spec.get("do", spec) for name, spec in stages.items()}
+
+
+def code_deps(spec: dict) -> set[str]:
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in spec.get("deps", [])]
+    return {d for d in deps if d.startswith(("src/", "stages/"))}
+
+
+@pytest.mark.parametrize("stage", sorted(stage_definitions()))
+def test_stage_deps_equal_the_script_import_closure(stage):
+    spec = stage_definitions()[stage]
+    scripts = re.findall(r"stages/\w+\.py", spec["cmd"])
+    assert len(scripts) == 1, f"stage {stage}: expected one stages/*.py in its cmd, got {scripts}"
+    script = ROOT / scripts[0]
+    expected = {scripts[0]} | import_closure(script)
+    listed = code_deps(spec)
+    missing, extra = sorted(expected - listed), sorted(listed - expected)
+    assert not missing, f"dvc.yaml stage '{stage}' does not list modules it imports: {missing}"
+    assert not extra, f"dvc.yaml stage '{stage}' lists modules its script never imports: {extra}"
+
+
+def test_closure_follows_imports_inside_functions(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("def f():\n    from robustdf import metrics\n    import robustdf.report\n")
+    assert imported_modules(script) == {"robustdf.metrics", "robustdf.report"}
+    assert "src/robustdf/model.py" not in import_closure(script)
+
+
+def test_every_stage_waits_for_the_params_check():
+    for name, spec in stage_definitions().items():
+        if name != "check_params":
+            assert "data/params_valid.json" in spec["deps"], name
