@@ -11,7 +11,7 @@ from robustdf.data import FrameDataset
 from robustdf.manifest import read_rows, test_rows
 from robustdf.model import load_checkpoint
 from robustdf.params import ATTACKS, MODELS, load_group
-from robustdf.runtime import StageRun, atomic_file, main_guard, pick_device, seed_everything
+from robustdf.runtime import StageRun, atomic_file, main_guard, pick_device, seed_everything, set_cpu_threads
 
 
 def main() -> None:
@@ -26,6 +26,7 @@ def main() -> None:
     p = load_group("attack")
     run = StageRun(f"attack@{args.model}-{args.attack}")
     seed_everything(p.seed)
+    set_cpu_threads(p.cpu_threads)
     device = pick_device(p.device)
     model, cfg = load_checkpoint(Path(args.models) / args.model)
     run.read(Path(args.models) / args.model, f"({cfg['arch']}, epoch {cfg['epoch']})")
@@ -38,7 +39,8 @@ def main() -> None:
     out = Path(args.out or f"data/attacks/{args.model}_{args.attack}.safetensors")
     with atomic_file(out) as tmp:
         save_artifact(tmp, p.eps, torch.arange(len(ds)), delta, args.model, args.attack)
-    run.count(frames=len(ds), eps=[round(e * 255, 3) for e in p.eps], quantized=p.quantize_8bit)
+    run.count(frames=len(ds), cpu_threads=p.cpu_threads, eps=[round(e * 255, 3) for e in p.eps],
+              quantized=p.quantize_8bit)
     run.wrote(out)
     run.save(out)
 

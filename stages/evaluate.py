@@ -10,7 +10,7 @@ from robustdf.manifest import read_rows
 from robustdf.model import load_checkpoint
 from robustdf.params import load_group
 from robustdf.report import render
-from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, write_json
+from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, set_cpu_threads, write_json
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -30,6 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     p = load_group("evaluate")
     run = StageRun("evaluate")
+    set_cpu_threads(p.cpu_threads)
     device = pick_device("auto")
     ts = load_test_set(read_rows(Path(args.data) / "manifest.csv"), args.frames)
     n_videos, n_real = len(set(ts.video)), len(set(ts.video[ts.y == 0]))
@@ -63,7 +64,7 @@ def main() -> None:
             write_csv(tmp / "plots" / f"{attack}.csv", table)
         for m in models:
             write_csv(tmp / "plots" / f"roc_{m}.csv", roc_table(ts, preds[m][0].p))
-    run.count(models=models, conditions=len(metrics[models[0]]))
+    run.count(models=models, conditions=len(metrics[models[0]]), cpu_threads=p.cpu_threads)
     run.wrote(args.out, "(metrics.json, details.json, report.md, plots/)")
     run.save(Path(args.out))
 

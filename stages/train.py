@@ -55,7 +55,7 @@ def main() -> None:
         for k, v in best.items():
             live.summary[f"best/{k}"] = v
         live.end()
-        run.count(**best)
+        run.count(**best, cpu_threads=p.cpu_threads)
         run.wrote(out, "(model.safetensors, config.json)")
         run.save(out)
     if world_size > 1:

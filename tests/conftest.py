@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,18 @@ def sh(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> sub
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     return sh([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+@contextlib.contextmanager
+def cpu_load(n: int = 4) -> Iterator[None]:
+    """Keep ``n`` CPU-burning processes running inside the block (a busy machine, on purpose)."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
 
 
 def copy_project(dest: Path) -> Path:

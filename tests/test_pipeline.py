@@ -5,11 +5,13 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
-from conftest import dvc, tool_env, write_params
+from conftest import cpu_load, dvc, tool_env, write_params
 
 MODELS, ATTACKS = ("baseline", "gr"), ("fgsm", "pgd", "apgd")
 
@@ -55,19 +57,21 @@ def test_attack_param_change_reruns_only_attacks_and_evaluate(pipeline_copy: Pat
     params["attack"]["pgd"]["steps"] = 3
     write_params(pipeline_copy, params)
     changed = json.loads(dvc("status", "--json", cwd=pipeline_copy).stdout)
-    assert set(changed) == {"attack@baseline-pgd", "attack@gr-pgd"}
+    assert set(changed) == {"check_params", "attack@baseline-pgd", "attack@gr-pgd"}
     res = dvc("repro", cwd=pipeline_copy)
-    assert ran_stages(res.stdout) == {"attack@baseline-pgd", "attack@gr-pgd", "evaluate"}, res.stdout
+    assert ran_stages(res.stdout) == {"check_params", "attack@baseline-pgd", "attack@gr-pgd", "evaluate"}, res.stdout
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=pipeline_copy).stdout)
     keys = {k for f in diff.values() for k in f}
     assert keys, "PGD with more steps should change some PGD metric"
     assert all("pgd" in k for k in keys), keys
 
 
-def test_same_params_give_identical_outputs(pipeline_copy: Path):
+def test_same_params_give_identical_outputs_on_a_busy_machine(pipeline_copy: Path):
+    """Rerun every kind of stage while other processes compete for the cores: same bytes."""
     before = (pipeline_copy / "dvc.lock").read_text()
-    res = dvc("repro", "-f", "-s", "make_sample", "extract_frames", "train@gr", "attack@gr-apgd", "evaluate",
-              cwd=pipeline_copy)
+    with cpu_load(4):
+        res = dvc("repro", "-f", "-s", "make_sample", "extract_frames", "train@gr", "attack@gr-apgd", "evaluate",
+                  cwd=pipeline_copy)
     assert len(ran_stages(res.stdout)) == 5
     assert (pipeline_copy / "dvc.lock").read_text() == before
 
@@ -102,3 +106,55 @@ def test_bad_param_stops_stage_with_clear_message(pipeline_copy: Path):
     assert res.returncode != 0
     assert "attack.eps" in res.stderr + res.stdout and "must lie in [0, 1]" in res.stderr + res.stdout
     assert (pipeline_copy / "data/models/baseline/model.safetensors").is_file()  # upstream outputs kept
+
+
+def outputs_snapshot(repo: Path) -> dict[str, bytes]:
+    """Every file under data/ (cached and git-tracked outputs alike)."""
+    return {str(f.relative_to(repo)): f.read_bytes() for f in sorted((repo / "data").rglob("*")) if f.is_file()}
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda p: p["evaluate"].update(n_bootstrapp=100), "evaluate.n_bootstrapp = 100: unknown key"),
+    (lambda p: p["train"]["recipe"].update(epochs="ten"), "train.recipe.epochs = 'ten'"),
+    (lambda p: p.update(atack={"eps": ["1/255"]}), "unknown group 'atack'"),
+    (lambda p: p["train"].update(epochs=3), "train.epochs = 3: unknown key"),
+])
+def test_a_typo_anywhere_stops_repro_before_any_output_is_removed(pipeline_copy: Path, edit, needle):
+    before = outputs_snapshot(pipeline_copy)
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    edit(params)
+    write_params(pipeline_copy, params)
+    res = dvc("repro", cwd=pipeline_copy, check=False)
+    assert res.returncode != 0
+    assert needle in res.stderr + res.stdout, res.stderr[-3000:]
+    assert ran_stages(res.stdout) == {"check_params"}, res.stdout
+    assert outputs_snapshot(pipeline_copy) == before
+
+
+def _stage_processes(script: str, cwd: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and script in (proc / "cmdline").read_bytes().decode(errors="replace") \
+                    and (proc / "cwd").resolve() == cwd.resolve():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_killing_dvc_ends_the_stage_it_started(pipeline_copy: Path):
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-f", "-s", "train@baseline"], cwd=pipeline_copy,
+                            env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not _stage_processes("stages/train.py", pipeline_copy) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _stage_processes("stages/train.py", pipeline_copy), "the training stage never started"
+    time.sleep(2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    while _stage_processes("stages/train.py", pipeline_copy) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _stage_processes("stages/train.py", pipeline_copy), "stage kept running after dvc was killed"
+    assert not list((pipeline_copy / "data/models").glob(".baseline.tmp-*"))  # it cleaned up as on SIGTERM

@@ -86,7 +86,7 @@ def test_unreachable_remote_is_a_clear_error_and_deletes_nothing(pipeline_copy: 
 
 def test_exp_run_on_attack_param_reuses_training(pipeline_copy: Path):
     res = dvc("exp", "run", "-n", "pgd3", "-S", "attack.pgd.steps=3", cwd=pipeline_copy)
-    assert ran_stages(res.stdout) == {"attack@baseline-pgd", "attack@gr-pgd", "evaluate"}, res.stdout
+    assert ran_stages(res.stdout) == {"check_params", "attack@baseline-pgd", "attack@gr-pgd", "evaluate"}, res.stdout
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=pipeline_copy).stdout)
     assert all("pgd" in k for f in diff.values() for k in f)
     plots = json.loads(dvc("plots", "diff", "--json", cwd=pipeline_copy).stdout)

@@ -168,6 +168,7 @@ class TrainParams(Strict):
     arch: str = "efficientnet_b0"
     pretrained: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    cpu_threads: int = Field(2, ge=1, le=256)
     nproc: int = Field(1, ge=1)
     recipe: RecipeParams
     baseline: Variant
@@ -210,6 +211,7 @@ class AttackParams(Strict):
     batch_size: int = Field(64, ge=1)
     quantize_8bit: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    cpu_threads: int = Field(2, ge=1, le=256)
     seed: int = 0
     fgsm: FGSMParams = FGSMParams()
     pgd: PGDParams = PGDParams()
@@ -230,6 +232,7 @@ class EvaluateParams(Strict):
     n_bootstrap: int = Field(200, ge=10)
     ci: float = Field(0.95, gt=0.5, lt=1.0)
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    cpu_threads: int = Field(2, ge=1, le=256)
     seed: int = 0
 
 

@@ -143,6 +143,14 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.deterministic = True
 
 
+def set_cpu_threads(n: int) -> None:
+    """Fix torch's CPU thread count (float sums depend on how work is split across threads)."""
+    import torch
+
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)  # for any worker process a stage starts
+
+
 def pick_device(choice: str = "auto") -> Any:
     """Return the torch device: CUDA when present (or asked for), else CPU."""
     import torch

@@ -21,7 +21,7 @@ from robustdf.gr import GradientRegularizer
 from robustdf.metrics import frame_metrics
 from robustdf.model import Detector, build_model, predict_fake_proba, save_checkpoint
 from robustdf.params import GRVariant, TrainParams
-from robustdf.runtime import DataError, log, pick_device, seed_everything
+from robustdf.runtime import DataError, log, pick_device, seed_everything, set_cpu_threads
 
 
 def world() -> tuple[int, int]:
@@ -98,6 +98,7 @@ def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_ro
     """Train one variant; saves the val-AUC-selected checkpoint into ``out_dir``; returns a summary."""
     rank, world_size = world()
     seed_everything(p.recipe.seed)
+    set_cpu_threads(p.cpu_threads)
     device = pick_device(p.device)
     cfg = getattr(p, variant)
     model: Detector = build_model(p.arch, p.pretrained).to(device)
