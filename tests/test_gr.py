@@ -1,5 +1,6 @@
 """GR must be the paper's update, proven against double backpropagation."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -69,6 +70,18 @@ def test_gr_matches_double_backprop_with_error_linear_in_r():
     assert errors[2] < 0.02, errors
     # first-order Taylor: error shrinks roughly linearly with r (factor ~10 per decade)
     assert 4 < errors[0] / errors[1] < 25 and 4 < errors[1] / errors[2] < 25, errors
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.5, 0.75, 1.0])
+def test_every_alpha_up_to_one_matches_double_backprop(alpha):
+    """The update for alpha is the gradient of L + alpha * r * ||grad_s L||, alpha = 1 (SAM-like) included."""
+    net, x, y = _setup()
+    r = 1e-3
+    plain = exact_gr_gradient(net, x, y, 0.0)
+    exact = exact_gr_gradient(net, x, y, alpha * r)
+    approx, norm = gr_gradient(net, x, y, r=r, alpha=alpha)
+    assert norm > 0
+    assert float(((approx - plain) - (exact - plain)).norm() / (exact - plain).norm()) < 0.02
 
 
 def test_alpha_zero_equals_plain_gradient_exactly():

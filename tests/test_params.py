@@ -41,7 +41,7 @@ def _attack(**kw):
     ("extract_frames", {**tiny_params()["extract_frames"], "frames_per_video": -3}, "frames_per_video"),
     ("train", {**tiny_params()["train"], "arch": "efficientnet_b99"}, "unknown timm architecture"),
     ("train", {**tiny_params()["train"], "pretrained": "/no/weights.safetensors"}, "does not exist"),
-    ("train", {**tiny_params()["train"], "gr": {"regularizer": "gr", "alpha": 1.0}}, "train.gr"),
+    ("train", {**tiny_params()["train"], "gr": {"regularizer": "gr", "alpha": 1.5}}, "train.gr"),
     ("train", {**tiny_params()["train"], "recipe": {**tiny_params()["train"]["recipe"], "lr": "fast"}}, "lr"),
 ])
 def test_bad_params_name_key_and_value(group, raw, needle):

@@ -108,18 +108,24 @@ class GradientRegularizer:
         ``net`` is the model or its DDP wrapper; ``scale`` is e.g. ``GradScaler.scale``.
         """
         no_sync = net.no_sync if hasattr(net, "no_sync") else contextlib.nullcontext
+        params = [p for p in net.parameters() if p.requires_grad]
         self.pim.mode = "probe"
         try:
             with no_sync():
                 with autocast():
                     loss = loss_fn(net(x), y)
-                scaled = scale(loss * (1.0 - self.alpha))
+                scaled = scale(loss)
                 scaled.backward()
+            # Delta comes from the gradient of the unscaled loss, so every alpha in [0, 1] works;
+            # the first pass's parameter gradient then gets its weight (1 - alpha)
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(1.0 - self.alpha)
             d_mu, d_sigma = self.pim.probe
             g_mu, g_sigma = d_mu.grad.float(), d_sigma.grad.float()
             norm = torch.sqrt((g_mu**2).sum() + (g_sigma**2).sum())
-            unscale = float(scaled.detach().float() / loss.detach().float()) if loss.item() != 0 else 1.0
-            grad_norm = float(norm) / unscale if unscale else 0.0
+            loss_scale = float(scaled.detach().float() / loss.detach().float()) if loss.item() != 0 else 1.0
+            grad_norm = float(norm) / loss_scale if loss_scale else 0.0
             k = self.r / norm if norm > 0 else 0.0
             self.pim.delta = (g_mu * k, g_sigma * k)
             self.pim.mode = "inject"

@@ -158,7 +158,7 @@ class GRVariant(Strict):
     regularizer: Literal["gr"]
     shallow_layer: str = "blocks.1"
     r: float = Field(0.05, gt=0)
-    alpha: float = Field(0.5, ge=0.0, lt=1.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
 
 
 Variant = Annotated[Union[BaselineVariant, GRVariant], Field(discriminator="regularizer")]
