@@ -1,27 +1,25 @@
-"""Stage attack@<model>-<attack>: adversarial examples of the test frames at every eps, stored as deltas."""
+"""Stage attack@<variant>-<seed>-<attack>: adversarial examples of the test frames at every eps, stored as deltas."""
 
 import argparse
 from pathlib import Path
 
-import torch
-
-from robustdf.artifacts import save_artifact
-from robustdf.attacks import build_attack, run_attack
+from robustdf.artifacts import ArtifactWriter, generate
+from robustdf.attacks import build_attack
 from robustdf.data import FrameDataset
 from robustdf.manifest import read_rows, test_rows
 from robustdf.model import load_checkpoint
-from robustdf.params import ATTACKS, MODELS, load_group
-from robustdf.runtime import StageRun, atomic_file, main_guard, pick_device, seed_everything, set_cpu_threads
+from robustdf.params import ATTACKS, load_group
+from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, seed_everything, set_cpu_threads
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("model", choices=MODELS)
+    ap.add_argument("model", help="trained model folder name under --models, e.g. gr-0")
     ap.add_argument("attack", choices=ATTACKS)
     ap.add_argument("--data", default="data/balanced")
     ap.add_argument("--frames", default="data/frames")
     ap.add_argument("--models", default="data/models")
-    ap.add_argument("--out", default=None, help="default: data/attacks/<model>_<attack>.safetensors")
+    ap.add_argument("--out", default=None, help="default: data/attacks/<model>/<attack>")
     args = ap.parse_args()
     p = load_group("attack")
     run = StageRun(f"attack@{args.model}-{args.attack}")
@@ -31,15 +29,16 @@ def main() -> None:
     model, cfg = load_checkpoint(Path(args.models) / args.model)
     run.read(Path(args.models) / args.model, f"({cfg['arch']}, epoch {cfg['epoch']})")
     ds = FrameDataset(test_rows(read_rows(Path(args.data) / "manifest.csv")), args.frames)
-    images, labels = ds.all_images(), torch.from_numpy(ds.labels())
     run.read(Path(args.data) / "manifest.csv", f"({len(ds.rows)} test videos, {len(ds)} frames)")
     attack = build_attack(args.attack, p, p.seed)
-    with run.timed(f"{args.attack} x {len(p.eps)} eps"):
-        delta = run_attack(model.to(device), attack, images, labels, p.eps, p.batch_size, device, p.quantize_8bit)
-    out = Path(args.out or f"data/attacks/{args.model}_{args.attack}.safetensors")
-    with atomic_file(out) as tmp:
-        save_artifact(tmp, p.eps, torch.arange(len(ds)), delta, args.model, args.attack)
-    run.count(frames=len(ds), cpu_threads=p.cpu_threads, eps=[round(e * 255, 3) for e in p.eps],
+    eps_list = p.eps_for(args.attack)
+    out = Path(args.out or f"data/attacks/{args.model}/{args.attack}")
+    with atomic_dir(out) as tmp, run.timed(f"{args.attack} x {len(eps_list)} eps"):
+        writer = ArtifactWriter(tmp, eps_list, tuple(ds.uint8(0).shape), len(ds),
+                                "int8" if p.quantize_8bit else "float16", {"model": args.model, "attack": args.attack})
+        generate(model.to(device), attack, lambda: ds.batches(p.batch_size), len(ds), eps_list, device, writer,
+                 p.quantize_8bit)
+    run.count(frames=len(ds), cpu_threads=p.cpu_threads, eps=[round(e * 255, 3) for e in eps_list],
               quantized=p.quantize_8bit)
     run.wrote(out)
     run.save(out)

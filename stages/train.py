@@ -1,4 +1,4 @@
-"""Stage train@<variant>: train the detector (baseline or GR) and keep the val-AUC-selected weights.
+"""Stage train@<variant>-<seed>: train the detector (baseline or GR) with one seed; keep the val-AUC-selected weights.
 
 With ``train.nproc > 1`` the stage relaunches itself under torchrun (DDP: NCCL on GPUs, gloo on CPU).
 """
@@ -13,30 +13,34 @@ from pathlib import Path
 import torch.distributed as dist
 
 from robustdf.manifest import read_rows
-from robustdf.params import load_group
+from robustdf.params import MODELS, ParamsError, load_group
 from robustdf.runtime import DataError, StageRun, atomic_dir, main_guard, pick_device
 from robustdf.training import train, world
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("variant", choices=["baseline", "gr"])
+    ap.add_argument("variant", choices=MODELS)
+    ap.add_argument("--seed", type=int, required=True, help="one of train.seeds")
     ap.add_argument("--data", default="data/balanced")
     ap.add_argument("--frames", default="data/frames")
-    ap.add_argument("--out", default=None, help="default: data/models/<variant>")
-    ap.add_argument("--live", default=None, help="default: data/train/<variant>")
+    ap.add_argument("--out", default=None, help="default: data/models/<variant>-<seed>")
+    ap.add_argument("--live", default=None, help="default: data/train/<variant>-<seed>")
     args = ap.parse_args()
     p = load_group("train")
     if p.nproc > 1 and "WORLD_SIZE" not in os.environ:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p.nproc}",
                *sys.argv]
         sys.exit(subprocess.call(cmd))
-    out = Path(args.out or f"data/models/{args.variant}")
-    live_dir = Path(args.live or f"data/train/{args.variant}")
+    if args.seed not in p.seeds:
+        raise ParamsError(f"--seed {args.seed} is not in train.seeds = {p.seeds}")
+    name = f"{args.variant}-{args.seed}"
+    out = Path(args.out or f"data/models/{name}")
+    live_dir = Path(args.live or f"data/train/{name}")
     rank, world_size = world()
     if world_size > 1:
         dist.init_process_group("nccl" if pick_device(p.device).type == "cuda" else "gloo")
-    run = StageRun(f"train@{args.variant}")
+    run = StageRun(f"train@{name}")
     rows = read_rows(Path(args.data) / "manifest.csv")
     train_rows = [r for r in rows if r["split"] == "train"]
     val_rows = [r for r in rows if r["split"] == "val"]
@@ -50,7 +54,7 @@ def main() -> None:
         live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
     target = atomic_dir(out) if rank == 0 else contextlib.nullcontext(out)
     with target as tmp, run.timed("train"):
-        best = train(p, args.variant, train_rows, val_rows, Path(args.frames), tmp, live)
+        best = train(p, args.variant, args.seed, train_rows, val_rows, Path(args.frames), tmp, live)
     if live is not None:
         for k, v in best.items():
             live.summary[f"best/{k}"] = v

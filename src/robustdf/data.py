@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ class FrameDataset(Dataset):
 
     def video_index(self) -> np.ndarray:
         return np.array([i for i, _ in self.items], dtype=np.int64)
+
+    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels) of consecutive frames, in item order: memory bounded by the batch."""
+        labels = torch.from_numpy(self.labels())
+        for i in range(0, len(self), batch_size):
+            j = min(i + batch_size, len(self))
+            yield torch.stack([self.uint8(k) for k in range(i, j)]), labels[i:j]
 
     def all_images(self) -> torch.Tensor:
         """Every frame as one uint8 tensor (N, 3, H, W), in item order."""

@@ -28,12 +28,29 @@ def eer(y: np.ndarray, p: np.ndarray) -> float:
     return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
 
 
+def class_recalls(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> tuple[float, float]:
+    """(share of fakes called fake, share of reals called real); NaN for an absent class."""
+    pred = p >= threshold
+    fake = float(pred[y == 1].mean()) if (y == 1).any() else math.nan
+    real = float((~pred[y == 0]).mean()) if (y == 0).any() else math.nan
+    return fake, real
+
+
+def balanced_accuracy(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
+    """Mean of the per-class recalls: 0.5 for any constant prediction, whatever the class balance."""
+    return float(np.nanmean(class_recalls(y, p, threshold)))
+
+
 def frame_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, ROC-AUC, EER, average precision and F1 of fake-probabilities ``p``."""
+    """Balanced accuracy, ROC-AUC, accuracy (overall and per class), EER, AP and F1 of fake-probabilities ``p``."""
     pred = (p >= threshold).astype(int)
     both = _both_classes(y)
+    acc_fake, acc_real = class_recalls(y, p, threshold)
     return {
+        "bacc": float(np.nanmean([acc_fake, acc_real])),
         "acc": float(accuracy_score(y, pred)),
+        "acc_fake": acc_fake,
+        "acc_real": acc_real,
         "auc": float(roc_auc_score(y, p)) if both else math.nan,
         "eer": eer(y, p),
         "ap": float(average_precision_score(y, p)) if both else math.nan,
@@ -53,6 +70,7 @@ def video_scores(y: np.ndarray, p: np.ndarray, video: np.ndarray) -> tuple[np.nd
 def video_metrics(y: np.ndarray, p: np.ndarray, video: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     yv, pv = video_scores(y, p, video)
     return {
+        "video_bacc": balanced_accuracy(yv, pv, threshold),
         "video_acc": float(accuracy_score(yv, pv >= threshold)),
         "video_auc": float(roc_auc_score(yv, pv)) if _both_classes(yv) else math.nan,
     }

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection")
 REAL_SOURCES = ("youtube", "actors")
 SPLITS = ("train", "val", "test")
-ATTACKS = ("fgsm", "pgd", "apgd")
+ATTACKS = ("fgsm", "pgd", "apgd", "square")
 MODELS = ("baseline", "gr")
 
 
@@ -138,7 +138,6 @@ class AugmentParams(Strict):
 
 
 class RecipeParams(Strict):
-    seed: int = 0
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=2)
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -170,6 +169,7 @@ class TrainParams(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int = Field(2, ge=1, le=256)
     nproc: int = Field(1, ge=1)
+    seeds: list[int] = [0, 1, 2]
     recipe: RecipeParams
     baseline: Variant
     gr: Variant
@@ -181,6 +181,13 @@ class TrainParams(Strict):
 
         if not timm.list_models(v):
             raise ValueError(f"unknown timm architecture {v!r}")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v) or min(v) < 0:
+            raise ValueError(f"seeds must be a non-empty list of distinct non-negative integers, got {v}")
         return v
 
     @field_validator("pretrained")
@@ -207,7 +214,9 @@ class APGDParams(Strict):
 
 
 class AttackParams(Strict):
+    attacks: list[Literal[ATTACKS]] = list(ATTACKS)  # type: ignore[valid-type]
     eps: list[float]
+    sanity_eps: float = 32 / 255  # PGD also runs here: accuracy must be near 0 (evaluate checks it)
     batch_size: int = Field(64, ge=1)
     quantize_8bit: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -227,11 +236,31 @@ class AttackParams(Strict):
             raise ValueError(f"eps values repeat: {v}")
         return sorted(values)
 
+    @field_validator("sanity_eps", mode="before")
+    @classmethod
+    def _sanity_eps(cls, v: Any) -> float:
+        return parse_eps(v)
+
+    @field_validator("attacks")
+    @classmethod
+    def _attacks(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"attacks must be a non-empty list without repeats, got {v}")
+        return v
+
+    def eps_for(self, attack: str) -> list[float]:
+        """The radii one attack stage runs: ``eps``, plus ``sanity_eps`` for PGD."""
+        return sorted({*self.eps, self.sanity_eps}) if attack == "pgd" else list(self.eps)
+
 
 class EvaluateParams(Strict):
     n_bootstrap: int = Field(200, ge=10)
     ci: float = Field(0.95, gt=0.5, lt=1.0)
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    batch_size: int = Field(128, ge=1)
+    min_val_auc: float = Field(0.7, ge=0.5, le=1.0)  # below: the model did not learn; flagged, not compared
+    sanity_tolerance: float = Field(0.02, ge=0.0, le=1.0)  # balanced-accuracy slack of the attack sanity checks
+    max_acc_at_sanity_eps: float = Field(0.05, ge=0.0, le=1.0)
     cpu_threads: int = Field(2, ge=1, le=256)
     seed: int = 0
 

@@ -1,118 +1,183 @@
-"""The human-readable ``report.md``: baseline vs GR tables with CIs and a generated summary."""
+"""The human-readable ``report.md``: the verdict from the seed-paired comparison first, then the attack
+sanity checks, the measured explanation, per-seed figures and the detailed tables. Every sentence is
+generated from the numbers."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from robustdf.explain import QUANTITIES
+from robustdf.sanity import eps_key
 
-def _pct(v: float) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+NAMES = {"clean_auc": "clean AUC", "clean_bacc": "clean balanced accuracy"}
+WHY_NAMES = {"input_grad_l1": "input-gradient L1 norm", "grad_s_norm": "gradient norm w.r.t. shallow statistics",
+             "margin": "clean logit margin", "stat_loss_increase": "loss increase under the worst statistics shift"}
 
 
-def _with_ci(v: float, ci: list[float]) -> str:
-    return f"{_pct(v)} [{_pct(ci[0])}, {_pct(ci[1])}]"
+def _nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def render(metrics: dict[str, Any], details: dict[str, Any], context: dict[str, Any]) -> str:
-    models = list(metrics)
-    conds = list(metrics[models[0]])
-    lines = [
-        "# Baseline vs gradient regularization: accuracy and robustness",
-        "",
-        f"Test set: {context['n_frames']} frames from {context['n_videos']} videos "
-        f"({context['n_real_videos']} real, {context['n_fake_videos']} fake). Fake is the positive class. "
-        f"Attacks: L-inf, white-box on each model; `transfer_*` rows attack the *other* model and replay its "
-        f"stored examples (black box). Brackets: {int(100 * context['ci'])}% bootstrap CI over test videos "
-        f"({context['n_bootstrap']} resamples). Percentages.",
-        "",
-        "| condition | " + " | ".join(f"{m} acc | {m} AUC" for m in models) + " | " +
-        " | ".join(f"{m} ASR" for m in models) + " | " + " | ".join(f"{m} video AUC" for m in models) + " |",
-        "|---" * (1 + 4 * len(models)) + "|",
-    ]
-    for c in conds:
+def _pct(v: Any) -> str:
+    return "n/a" if _nan(v) else f"{100 * v:.1f}"
+
+
+def _pts(v: Any) -> str:
+    return "n/a" if _nan(v) else f"{100 * v:+.1f}"
+
+
+def _num(v: Any) -> str:
+    return "n/a" if _nan(v) else f"{v:.3g}"
+
+
+def metric_name(key: str) -> str:
+    if key in NAMES:
+        return NAMES[key]
+    return f"robust balanced accuracy at eps {key.removeprefix('robust_bacc_eps').replace('p', '.')}/255"
+
+
+def verdict_lines(head: dict[str, Any], details: dict[str, Any]) -> list[str]:
+    """One sentence per headline comparison: a finding only when its interval excludes zero."""
+    n = len(details["valid_seeds"])
+    if n == 0:
+        return ["**No verdict**: no seed has a baseline and a GR model that both learned (see the warnings above)."]
+    out = []
+    for key, d in head["gr_minus_baseline"].items():
+        if _nan(d["diff"]):
+            continue
+        interval = f"{_pts(d['diff'])} points, {int(100 * details['ci'])}% interval [{_pts(d['lo'])}, {_pts(d['hi'])}]"
+        if d["lo"] > 0 or d["hi"] < 0:
+            word = "higher" if d["diff"] > 0 else "lower"
+            out.append(f"- **{metric_name(key)}: GR is {word}** ({interval}; {n} seeds x test videos).")
+        else:
+            out.append(f"- {metric_name(key)}: the data do not show a difference ({interval}).")
+    return out
+
+
+def warning_lines(details: dict[str, Any]) -> list[str]:
+    out = []
+    for name in details["degenerate"]:
+        m = details["models"][name]
+        out.append(f"> **Warning: model {name} did not learn** (best val AUC {m['val_auc']:.3f} < "
+                   f"{details['min_val_auc']}). It is reported below but left out of every comparison, and so is "
+                   f"its seed's counterpart.")
+    for name, m in details["models"].items():
+        for s in m["sanity"]:
+            if s["passed"] is False:
+                out.append(f"> **Sanity check failed: {s['check']} on {name}** ({s['detail']}). This undermines "
+                           f"{s['undermines']}.")
+    return out
+
+
+def why_lines(head: dict[str, Any], details: dict[str, Any]) -> list[str]:
+    """A table of the explanatory quantities and a paragraph generated from which of them differ."""
+    pw = details["paired_why"]
+    if not pw:
+        return ["Not measured: no valid seed pair."]
+    lines = ["Medians over clean test frames, mean over seeds; GR - baseline paired by seed.", "",
+             "| quantity | baseline | GR | GR - baseline [interval] | more robust when | finding |",
+             "|---|---|---|---|---|---|"]
+    for q in QUANTITIES:
+        b, g, d = details["variants"]["baseline"]["why"][q], details["variants"]["gr"]["why"][q], pw[q]
+        lines.append(f"| {WHY_NAMES[q]} | {_num(b['mean'])} | {_num(g['mean'])} | {_num(d['diff'])} "
+                     f"[{_num(d['lo'])}, {_num(d['hi'])}] | {d['more_robust_when']} | {'yes' if d['finding'] else 'no'} |")
+    robust = [k for k, d in head["gr_minus_baseline"].items() if k.startswith("robust_") and not _nan(d["diff"])
+              and (d["lo"] > 0 or d["hi"] < 0)]
+    differ = [q for q in QUANTITIES if pw[q]["finding"]]
+    consistent = [q for q in differ if (pw[q]["diff"] < 0) == (pw[q]["more_robust_when"] == "lower")]
+    lines.append("")
+    if not robust:
+        text = "Robust balanced accuracy does not differ between the variants at any eps"
+        text += (", although GR changes " + ", ".join(WHY_NAMES[q] for q in differ) + "." if differ
+                 else ", and neither do the measured quantities.")
+        lines.append(text)
+        return lines
+    sign = "more" if head["gr_minus_baseline"][robust[0]]["diff"] > 0 else "less"
+    text = f"GR is {sign} robust ({', '.join(metric_name(k) for k in robust)})."
+    if not differ:
+        text += " None of the measured quantities differs, so they do not explain it."
+    else:
+        for q in differ:
+            b, g = details["variants"]["baseline"]["why"][q]["mean"], details["variants"]["gr"]["why"][q]["mean"]
+            ratio = f" ({_num(g / b)}x the baseline's)" if b and not _nan(b) and b > 0 and g > 0 else ""
+            text += f" GR's {WHY_NAMES[q]} is {'lower' if pw[q]['diff'] < 0 else 'higher'}{ratio}."
+        agree = (sign == "more") == bool(consistent)
+        if consistent and agree:
+            text += (" These go in the direction that predicts " + sign + " robustness: "
+                     + ", ".join(WHY_NAMES[q] for q in consistent) + ".")
+        if "input_grad_l1" in consistent and sign == "more":
+            text += (" A smaller input gradient means a pixel perturbation of radius eps moves the loss less to "
+                     "first order, which is the direct mechanism of L-infinity robustness.")
+        if "grad_s_norm" in differ:
+            text += (" The gradient w.r.t. the shallow statistics is what GR penalises; a change there shows the "
+                     "regulariser acted as intended.")
+    lines.append(text)
+    return lines
+
+
+def render(head: dict[str, Any], details: dict[str, Any], context: dict[str, Any]) -> str:
+    seeds, valid = details["seeds"], details["valid_seeds"]
+    lines = ["# Baseline vs gradient regularization (GR): accuracy and robustness", ""]
+    lines += warning_lines(details)
+    if lines[-1] != "":
+        lines.append("")
+    lines += [
+        f"Test set: {context['n_frames']} frames from {context['n_videos']} videos ({context['n_real_videos']} real, "
+        f"{context['n_fake_videos']} fake; fake is the positive class). Seeds: {seeds} ({len(valid)} compared). "
+        f"Attacks: L-inf on [0, 1] pixels, {', '.join(details['attacks'])}; 'robust' = per-frame worst case over "
+        f"all of them. Intervals: {int(100 * details['ci'])}% hierarchical bootstrap over seeds and test videos "
+        f"({context['n_bootstrap']} resamples). Balanced accuracy = mean of the recall on fakes and on reals. "
+        "Percentages and points.", "", "## Verdict", ""]
+    lines += verdict_lines(head, details)
+    lines += ["", "## Sanity checks of the attacks", "",
+              "| check | " + " | ".join(details["models"]) + " | undermines |",
+              "|---" * (len(details["models"]) + 2) + "|"]
+    checks = [s["check"] for s in next(iter(details["models"].values()))["sanity"]]
+    for i, c in enumerate(checks):
+        cells = [{True: "pass", False: "**FAIL**", None: "not run"}[m["sanity"][i]["passed"]]
+                 for m in details["models"].values()]
+        undermines = next(iter(details["models"].values()))["sanity"][i]["undermines"]
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {undermines} |")
+    lines += ["", "## Why: measured", ""] + why_lines(head, details)
+    robust_keys = [f"worst_{eps_key(e)}" for e in details["eps"]]
+    lines += ["", "## Per seed", "", "| model | val AUC | clean AUC | clean bacc | "
+              + " | ".join(f"robust bacc {k.removeprefix('worst_')}" for k in robust_keys) + " | learned |",
+              "|---" * (5 + len(robust_keys)) + "|"]
+    for name, m in details["models"].items():
+        c = m["conditions"]
+        lines.append(f"| {name} | {m['val_auc']:.3f} | {_pct(c['clean']['auc'])} | {_pct(c['clean']['bacc'])} | "
+                     + " | ".join(_pct(c[k]["bacc"]) for k in robust_keys)
+                     + f" | {'no' if m['degenerate'] else 'yes'} |")
+    lines += ["", "## Every condition (across-seed mean [min, max])", "",
+              "| condition | baseline bacc | GR bacc | baseline AUC | GR AUC | baseline acc on fakes | GR acc on fakes "
+              "| GR - baseline bacc [interval] |", "|---" * 8 + "|"]
+    for cond in details["variants"]["baseline"]:
+        if cond == "why":
+            continue
         cells = []
-        for m in models:
-            d = details["conditions"][m][c]
-            cells += [_with_ci(metrics[m][c]["acc"], d["acc_ci"]), _with_ci(metrics[m][c]["auc"], d["auc_ci"])]
-        cells += [_pct(metrics[m][c].get("asr", math.nan)) for m in models]
-        cells += [_pct(metrics[m][c]["video_auc"]) for m in models]
-        lines.append(f"| {c} | " + " | ".join(cells) + " |")
-    lines += ["", "## Per manipulation method (clean)", ""]
-    methods = list(details["conditions"][models[0]]["clean"]["by_method"])
-    lines.append("| method | " + " | ".join(f"{m} acc | {m} AUC" for m in models) + " |")
-    lines.append("|---" * (1 + 2 * len(models)) + "|")
+        for m in ("bacc", "auc", "acc_fake"):
+            for v in ("baseline", "gr"):
+                s = details["variants"][v][cond][m]
+                cells.append(f"{_pct(s['mean'])} [{_pct(s['min'])}, {_pct(s['max'])}]")
+        d = details["paired"].get(cond, {}).get("bacc")
+        cells.append(f"{_pts(d['diff'])} [{_pts(d['lo'])}, {_pts(d['hi'])}]" if d else "n/a")
+        lines.append(f"| {cond} | " + " | ".join(cells) + " |")
+    largest = f"worst_{eps_key(details['eps'][-1])}"
+    lines += ["", f"## Per manipulation method (balanced accuracy, across-seed mean; clean and {largest})", "",
+              "| method | baseline clean | GR clean | baseline robust | GR robust |", "|---|---|---|---|---|"]
+    by_variant = {v: [m for m in details["models"].values() if m["variant"] == v and not m["degenerate"]]
+                  for v in ("baseline", "gr")}
+    methods = list(next(iter(details["models"].values()))["by_method"]["clean"])
     for meth in methods:
         cells = []
-        for m in models:
-            b = details["conditions"][m]["clean"]["by_method"][meth]
-            cells += [_pct(b["acc"]), _pct(b["auc"])]
-        lines.append(f"| {meth} | " + " | ".join(cells) + " |")
-    lines += ["", "## What the numbers say", "", *summary_paragraph(models, details)]
-    lines += ["", "## Why", "", *why_paragraph(metrics)]
-    if details.get("vanished"):
-        lines += ["", f"Note: 8-bit rounding removed the whole perturbation for {', '.join(details['vanished'])} "
-                      "(eps below 1/255 rounds back to the clean image); those rows equal clean."]
+        for cond in ("clean", largest):
+            for v in ("baseline", "gr"):
+                vals = [m["by_method"][cond][meth]["bacc"] for m in by_variant[v]]
+                cells.append(_pct(sum(vals) / len(vals)) if vals else "n/a")
+        lines.append(f"| {meth} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |")
+    vanished = sorted({c for m in details["models"].values() for c in m["vanished"]})
+    if vanished:
+        lines += ["", f"Note: 8-bit rounding removed the whole perturbation for {', '.join(vanished)} (an eps below "
+                      "1/255 rounds back to the clean image); those rows equal clean."]
     return "\n".join(lines) + "\n"
-
-
-def summary_paragraph(models: list[str], details: dict[str, Any]) -> list[str]:
-    if len(models) != 2 or not details["paired_differences"]:
-        return ["Only one model was evaluated; no comparison."]
-    a, b = models
-    sig, insig = [], []
-    for cond, d in details["paired_differences"].items():
-        for metric in ("acc", "auc"):
-            x = d[metric]
-            if isinstance(x["diff"], float) and math.isnan(x["diff"]):
-                continue
-            text = (f"{cond} {metric.upper()}: {b} - {a} = {100 * x['diff']:+.1f} points "
-                    f"(CI {100 * x['ci'][0]:+.1f} to {100 * x['ci'][1]:+.1f})")
-            (sig if x["significant"] else insig).append(text)
-    out = [f"Paired bootstrap over test videos of the difference {b} minus {a}."]
-    if sig:
-        out += ["", "Differences whose confidence interval excludes zero:", ""] + [f"- {s}" for s in sig]
-    else:
-        out += ["", "No difference between the two models lies outside its confidence interval: on this test "
-                    "set the models cannot be told apart."]
-    if insig:
-        out += ["", f"{len(insig)} other comparisons have intervals that include zero and are not findings."]
-    return out
-
-
-def why_paragraph(metrics: dict[str, Any]) -> list[str]:
-    """Numbers that explain the comparison, with the mechanism behind them."""
-    out = []
-    for m, conds in metrics.items():
-        own = [c for c in conds if c != "clean" and not c.startswith("transfer_")]
-        transfer = [c for c in conds if c.startswith("transfer_")]
-        asr = [conds[c]["asr"] for c in own if conds[c].get("asr") is not None and not math.isnan(conds[c]["asr"])]
-        t_drop = [conds["clean"]["acc"] - conds[c]["acc"] for c in transfer]
-        text = f"- {m}: clean AUC {_pct(conds['clean']['auc'])}, clean accuracy {_pct(conds['clean']['acc'])}"
-        if asr:
-            text += f"; white-box attack success {_pct(min(asr))}-{_pct(max(asr))}% over attacks and eps"
-        if t_drop:
-            text += f"; transfer attacks cost at most {100 * max(t_drop):.1f} accuracy points"
-        out.append(text + ".")
-    if len(metrics) == 2:
-        a, b = list(metrics)
-        own = [c for c in metrics[a] if c != "clean" and not c.startswith("transfer_")]
-        if own:
-            best = max(own, key=lambda c: metrics[b][c]["acc"] - metrics[a][c]["acc"])
-            worst = min(own, key=lambda c: metrics[b][c]["acc"] - metrics[a][c]["acc"])
-            out += ["", f"Largest white-box gap in favour of {b}: {best} ({_pct(metrics[b][best]['acc'])} vs "
-                        f"{_pct(metrics[a][best]['acc'])} accuracy); smallest: {worst} "
-                        f"({_pct(metrics[b][worst]['acc'])} vs {_pct(metrics[a][worst]['acc'])})."]
-    out += [
-        "",
-        "GR penalises the loss gradient with respect to the channel mean and standard deviation of a shallow "
-        "feature map, i.e. it makes the detector insensitive to small shifts of low-level *style* statistics "
-        "(colour, contrast, texture energy) that differ between identities, sources and compressions. That "
-        "targets generalisation to unseen data, which shows in the clean and per-method rows. A flatter loss "
-        "around the shallow statistics also damps how far a small pixel perturbation, which shifts exactly "
-        "those statistics, can move the output, so GR can resist the weakest attacks; but it does not bound "
-        "the input gradient itself, so iterative white-box attacks with a larger eps still succeed against "
-        "both models. Robustness to transferred (black-box) examples mainly reflects how different the two "
-        "models' input gradients are.",
-    ]
-    return out

@@ -93,11 +93,11 @@ def train_step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, x: 
     return loss.detach(), norm
 
 
-def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]],
+def train(p: TrainParams, variant: str, seed: int, train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]],
           frames_root: Path, out_dir: Path, live: Any | None) -> dict[str, Any]:
-    """Train one variant; saves the val-AUC-selected checkpoint into ``out_dir``; returns a summary."""
+    """Train one variant with one seed; saves the val-AUC-selected checkpoint into ``out_dir``; returns a summary."""
     rank, world_size = world()
-    seed_everything(p.recipe.seed)
+    seed_everything(seed)
     set_cpu_threads(p.cpu_threads)
     device = pick_device(p.device)
     cfg = getattr(p, variant)
@@ -110,15 +110,15 @@ def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_ro
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if use_cuda else None)
     gr = GradientRegularizer(model, cfg.shallow_layer, cfg.r, cfg.alpha) if isinstance(cfg, GRVariant) else None
 
-    train_ds = FrameDataset(train_rows, frames_root, p.recipe.augment, p.recipe.seed)
+    train_ds = FrameDataset(train_rows, frames_root, p.recipe.augment, seed)
     val_ds = FrameDataset(val_rows, frames_root)
     if len(train_ds) < p.recipe.batch_size * world_size:
         raise DataError(f"train split has {len(train_ds)} frames, fewer than one batch "
                         f"(train.recipe.batch_size={p.recipe.batch_size} x {world_size} processes)")
     weights = class_weights(train_ds.labels())
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
-    g = torch.Generator().manual_seed(p.recipe.seed)
-    sampler = (DistributedSampler(train_ds, world_size, rank, shuffle=True, seed=p.recipe.seed, drop_last=True)
+    g = torch.Generator().manual_seed(seed)
+    sampler = (DistributedSampler(train_ds, world_size, rank, shuffle=True, seed=seed, drop_last=True)
                if world_size > 1 else RandomSampler(train_ds, generator=g))
     loader = DataLoader(train_ds, batch_size=p.recipe.batch_size, sampler=sampler, drop_last=True,
                         num_workers=p.recipe.num_workers, pin_memory=use_cuda,
@@ -138,7 +138,7 @@ def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_ro
             sampler.set_epoch(epoch)
         net.train()
         losses, norms = [], []
-        for x, y, _ in tqdm(loader, desc=f"train@{variant} epoch {epoch + 1}/{p.recipe.epochs}", unit="batch",
+        for x, y, _ in tqdm(loader, desc=f"train@{variant}-{seed} epoch {epoch + 1}/{p.recipe.epochs}", unit="batch",
                             disable=rank != 0, leave=False):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if use_cuda:
@@ -154,7 +154,7 @@ def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_ro
                    "val/acc": val["acc"], "lr": sched.get_last_lr()[0]}
             if gr is not None:
                 row["train/grad_s_norm"] = float(np.mean(norms))
-            log.info("[train@%s] epoch %d %s", variant, epoch + 1, " ".join(f"{k}={v:.4f}" for k, v in row.items()))
+            log.info("[train@%s-%d] epoch %d %s", variant, seed, epoch + 1, " ".join(f"{k}={v:.4f}" for k, v in row.items()))
             if live is not None:
                 for k, v in row.items():
                     live.log_metric(k, v)
@@ -169,7 +169,8 @@ def train(p: TrainParams, variant: str, train_rows: list[dict[str, Any]], val_ro
     if rank == 0:
         assert best_state is not None
         model.load_state_dict(best_state)
-        config = {"arch": p.arch, "variant": variant, "regularizer": cfg.regularizer, "selected_on": "val_auc",
+        config = {"arch": p.arch, "variant": variant, "seed": seed, "regularizer": cfg.regularizer,
+                  "selected_on": "val_auc",
                   **best, "epochs": p.recipe.epochs, "world_size": world_size, "device": device.type,
                   **({"gr": cfg.model_dump()} if gr is not None else {})}
         save_checkpoint(model, out_dir, config)
