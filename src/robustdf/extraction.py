@@ -3,14 +3,15 @@
 The folder (``data/frames``, a DVC ``persist: true`` output) holds per video::
 
     videos/<method>/<stem>.npy     the crops
-    records/<method>/<stem>.json   {"key": ..., "fields": ...}: the extraction result and what it is valid for
+    records/<method>/<stem>.json   {"key": ..., "array_md5": ..., "fields": ...}: the result and what it is valid for
 
 A record's key hashes everything its result depends on: the source file's content (MD5), the
 extraction parameters, the source of the decoding/detection code and the library versions, and,
 for a fake that reuses its original's boxes, the original's key. A run keeps every video whose
-record still has the expected key and extracts the rest, originals first, then the fakes, which take
-the boxes of their original's frames. :func:`prune` then deletes every file a run from scratch would
-not write, so the folder is what a fresh run gives, byte for byte, and DVC's hash of it stays true.
+record still has the expected key (and whose array still has the recorded MD5) and extracts the
+rest, originals first, then the fakes, which take the boxes of their original's frames.
+:func:`prune` then deletes every file a run from scratch would not write, so the folder is what a
+fresh run gives, byte for byte, and DVC's hash of it stays true.
 """
 
 from __future__ import annotations
@@ -81,18 +82,24 @@ class Task:
 def _run_task(task: Task) -> dict[str, Any]:
     """Extract one video and write its record (after its array), so a finished video survives an interruption."""
     fields = extract_video(task.job)
+    array = task.job.out_root / task.job.rel_file
+    rec = {"key": task.key, "array_md5": None if "error" in fields else file_md5(str(array)), "fields": fields}
     task.record.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(task.record) as tmp:
-        tmp.write_text(json.dumps({"key": task.key, "fields": fields}, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(rec, sort_keys=True) + "\n")
     return fields
 
 
-def _load_record(path: Path, key: str) -> dict[str, Any] | None:
+def _load_record(item: tuple[Path, Path, str]) -> dict[str, Any] | None:
+    """The fields of a finished video: its record has the expected key and its array the recorded MD5."""
+    record, array, key = item
     try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
+        rec = json.loads(record.read_text())
+        if rec["key"] != key or (rec["array_md5"] is not None and file_md5(str(array)) != rec["array_md5"]):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return rec["fields"] if isinstance(rec, dict) and rec.get("key") == key else None
+    return rec["fields"]
 
 
 @contextlib.contextmanager
@@ -124,7 +131,9 @@ def extract_all(videos: list[Video], p: ExtractParams, out: Path, workers: int) 
         base = params_key(p)
         own = {v.key: _digest([base, md5[v.key]]) for v in videos}
         key = {k: _digest([own[k], origin[k], own[origin[k]]]) if k in origin else own[k] for k in own}
-        fields = {v.key: f for v in videos if (f := _load_record(out / rel_record(v), key[v.key])) is not None}
+        found = run_map(_load_record, [(out / rel_record(v), out / rel_array(v), key[v.key]) for v in videos],
+                        "check finished")
+        fields = {v.key: f for v, f in zip(videos, found, strict=True) if f is not None}
         resumed = len(fields)
         for fakes in (False, True):  # originals first: fakes reuse their boxes
             todo = [v for v in videos if v.key not in fields and (v.key in origin) == fakes]
