@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from conftest import REAL_CLIP, copy_project, dvc, init_git, tiny_params, write_params
 from robustdf import extraction, faces
@@ -27,7 +28,7 @@ def face_tree(tmp_path_factory) -> Path:
     import decord
 
     vr = decord.VideoReader(str(REAL_CLIP))
-    clip = [np.asarray(__import__("PIL.Image").Image.fromarray(f).resize((320, 180)))
+    clip = [np.asarray(Image.fromarray(f).resize((320, 180)))
             for f in vr.get_batch(list(FACE_FRAMES)).asnumpy()]
     mirrored = [np.ascontiguousarray(f[:, ::-1]) for f in clip]
     tint = np.array([1.0, 0.9, 0.8])
