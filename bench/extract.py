@@ -16,9 +16,10 @@ import av
 import numpy as np
 
 from common import ROOT, report
+from robustdf.extraction import extract_all
 from robustdf.ffpp import Video
-from robustdf.frames import ExtractJob, even_indices, extract_all, read_frames
-from robustdf.params import FaceCropParams
+from robustdf.frames import even_indices, read_frames
+from robustdf.params import ExtractParams, FaceCropParams
 from robustdf.synth import encode_h264
 
 CLIP = ROOT / "tests" / "data" / "short_hamilton_clip.mp4"
@@ -72,18 +73,20 @@ def main() -> None:
                 "decord_batched_s": round(t_decord, 4), "pyav_sequential_s": round(t_pyav, 4),
                 "speedup_decord_over_pyav": round(t_pyav / t_decord, 2),
             }
+        videos = []
+        for i in range(args.videos):
+            path = tmp / f"v{i}.mp4"
+            shutil.copy(CLIP, path)
+            videos.append(Video(f"original/{i:03d}", "original", 0, f"yt:{i:03d}", "", "c23", str(path),
+                                path.stat().st_size))
         for face in (False, True):
-            jobs = []
-            for i in range(args.videos):
-                path = tmp / f"v{i}.mp4"
-                shutil.copy(CLIP, path)
-                v = Video(f"original/{i:03d}", "original", 0, f"yt:{i:03d}", "", "c23", str(path), path.stat().st_size)
-                jobs.append(ExtractJob(v, tmp / "out", f"{face}/{i}.npy", n, 224, FaceCropParams(enabled=face)))
             for workers in (1, 2):
+                p = ExtractParams(ffpp_root=str(tmp), methods=["Deepfakes"], frames_per_video=n, image_size=224,
+                                  face_crop=FaceCropParams(enabled=face), workers=workers)
                 t0 = time.perf_counter()
-                rows = extract_all(jobs, workers)
+                ex = extract_all(videos, p, tmp / f"out-{face}-{workers}", workers)  # a fresh folder: no resume
                 dt = time.perf_counter() - t0
-                assert all("error" not in r for r in rows)
+                assert all("error" not in r for r in ex.results)
                 results[f"extract_{'face' if face else 'noface'}_{workers}w_frames_per_s"] = round(
                     args.videos * n / dt, 1)
     report("extract", results)

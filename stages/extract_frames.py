@@ -1,14 +1,21 @@
-"""Stage extract_frames: find FF++ videos, decode N evenly spaced frames (decord), crop, store uint8 arrays."""
+"""Stage extract_frames: find FF++ videos, decode N evenly spaced frames (decord), crop, store uint8 arrays.
+
+The output folder persists between runs (``persist: true``): finished videos are kept and only
+missing or out-of-date ones are extracted; see :mod:`robustdf.extraction`.
+"""
 
 import argparse
+import logging
 import shutil
 from pathlib import Path
 
+from robustdf.extraction import apply_face_policy, extract_all, face_share_by_method, prune, split_results
 from robustdf.ffpp import discover
-from robustdf.frames import ExtractJob, extract_all, split_results
 from robustdf.manifest import counts, write_rows
 from robustdf.params import load_group
-from robustdf.runtime import StageRun, atomic_dir, log, main_guard
+from robustdf.runtime import StageRun, log, main_guard
+
+LISTS = ["manifest.csv", "failures.csv", "unrecognised_files.txt"]
 
 
 def main() -> None:
@@ -17,30 +24,40 @@ def main() -> None:
     args = ap.parse_args()
     p = load_group("extract_frames")
     run = StageRun("extract_frames")
+    out = Path(args.out)
     videos, unknown = discover(p.ffpp_root, p.compression, p.methods, p.real_sources)
     run.read(p.ffpp_root, f"({len(videos)} videos, {len(unknown)} unrecognised files)")
     for path in unknown:
         log.warning("[extract_frames] unrecognised file, skipped: %s", path)
-    with atomic_dir(args.out) as tmp:
-        jobs = [ExtractJob(v, tmp, f"videos/{v.key}.npy", p.frames_per_video, p.image_size, p.face_crop)
-                for v in videos]
-        with run.timed("decode+crop"):
-            results = extract_all(jobs, p.workers)
-        for f in (r for r in results if "error" in r):
-            log.warning("[extract_frames] failed %s: %s", f["path"], f["error"])
-        rows, failures = split_results(results, p.max_failure_share, p.ffpp_root)
-        write_rows(tmp / "manifest.csv", rows)
-        write_rows(tmp / "failures.csv", failures, ["key", "path", "error"])
-        (tmp / "unrecognised_files.txt").write_text("".join(f"{u}\n" for u in unknown))
-        splits = Path(p.ffpp_root) / "splits"
-        if splits.is_dir():
-            shutil.copytree(splits, tmp / "splits")
-            run.read(splits, "(official split files, copied for the split stage)")
-        run.count(videos=len(rows), failed=len(failures), unrecognised=len(unknown),
-                  frames=sum(r["n_frames"] for r in rows), fallbacks=sum(r["n_fallback"] for r in rows),
-                  by_method=counts(rows, "method"))
-    run.wrote(args.out, "(videos/*.npy, manifest.csv, failures.csv, unrecognised_files.txt, splits/)")
-    run.save(Path(args.out))
+    out.mkdir(parents=True, exist_ok=True)
+    for name in LISTS:  # an interrupted run must not look complete
+        (out / name).unlink(missing_ok=True)
+    with run.timed("decode+crop"):
+        ex = extract_all(videos, p, out, p.workers)
+    for f in (r for r in ex.results if "error" in r):
+        log.warning("[extract_frames] failed %s: %s", f["path"], f["error"])
+    shares = face_share_by_method(ex.results)
+    for method, share in shares.items():
+        low = 1 - share > p.face_crop.max_fallback_share
+        log.log(logging.WARNING if low else logging.INFO, "[extract_frames] %s: a face was detected in %.0f%% of "
+                "sampled frames%s", method, 100 * share, " (LOW: crops are mostly fallbacks)" if low else "")
+    rows, failures = split_results(apply_face_policy(ex.results, p.face_crop), p.max_failure_share, p.ffpp_root)
+    shutil.rmtree(out / "splits", ignore_errors=True)
+    splits = Path(p.ffpp_root) / "splits"
+    if splits.is_dir():
+        shutil.copytree(splits, out / "splits")
+        run.read(splits, "(official split files, copied for the split stage)")
+    write_rows(out / "failures.csv", failures, ["key", "path", "error"])
+    (out / "unrecognised_files.txt").write_text("".join(f"{u}\n" for u in unknown))
+    copied = {f.relative_to(out).as_posix() for f in (out / "splits").rglob("*") if f.is_file()}
+    stale = prune(out, ex.files | set(LISTS) | copied)  # what a run from scratch would not write
+    write_rows(out / "manifest.csv", rows)  # last: its presence marks a complete output
+    run.count(videos=len(rows), failed=len(failures), unrecognised=len(unknown), **ex.counts, stale_removed=stale,
+              frames=sum(r["n_frames"] for r in rows), fallbacks=sum(r["n_fallback"] for r in rows),
+              low_face_flagged=sum(r["low_face"] for r in rows), face_share_by_method=shares,
+              by_method=counts(rows, "method"))
+    run.wrote(out, "(videos/*.npy, records/*.json, manifest.csv, failures.csv, unrecognised_files.txt, splits/)")
+    run.save(out)
 
 
 if __name__ == "__main__":

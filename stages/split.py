@@ -21,7 +21,7 @@ def main() -> None:
     official = load_official(Path(args.frames) / "splits") if p.official else None
     if official:
         run.read(Path(args.frames) / "splits", f"({len(official)} identities)")
-    rows, notes = assign_splits(rows, official, p.fractions, p.seed)
+    rows, straddling, notes = assign_splits(rows, official, p.fractions, p.seed)
     for n in notes:
         log.info("[split] %s", n)
     before = len(rows)
@@ -31,7 +31,8 @@ def main() -> None:
         raise DataError(f"identity leakage across splits: {dict(list(leaks.items())[:5])}")
     with atomic_dir(args.out) as tmp:
         write_rows(tmp / "manifest.csv", rows)
-    run.count(videos=len(rows), held_out_removed=before - len(rows), by_split=counts(rows, "split", "label"))
+    run.count(videos=len(rows), straddling_dropped=len(straddling), held_out_removed=before - len(rows),
+              by_split=counts(rows, "split", "label"), by_split_method=counts(rows, "split", "method"))
     run.wrote(Path(args.out) / "manifest.csv")
     run.save(Path(args.out))
 

@@ -101,14 +101,14 @@ def test_face_crops_on_real_clip(tmp_path):
 
 
 def test_fallbacks_are_counted_when_no_face(tmp_path, tiny_sample):
-    # the synthetic cartoon faces are not found by dlib's HOG detector: every frame falls back
+    # without upsampling dlib's HOG detector finds no synthetic cartoon face: every frame falls back
     video = tiny_sample / "original_sequences/youtube/c23/videos/000.mp4"
     for fallback, n_kept in (("center", 2), ("nearest", 2)):
         row = extract_video(ExtractJob(_video(video), tmp_path, f"{fallback}.npy", 2, 32,
-                                       FaceCropParams(enabled=True, fallback=fallback)))
+                                       FaceCropParams(enabled=True, fallback=fallback, upsample=0)))
         assert row["n_fallback"] == 2 and row["n_frames"] == n_kept and len(row["fallback_frames"]) == 2
     row = extract_video(ExtractJob(_video(video), tmp_path, "drop.npy", 2, 32,
-                                   FaceCropParams(enabled=True, fallback="drop")))
+                                   FaceCropParams(enabled=True, fallback="drop", upsample=0)))
     assert "no face found" in row["error"]
 
 
@@ -119,13 +119,17 @@ def test_fill_missing_reuses_nearest_box():
     assert faces.square_box((600, 300, 700, 360), 1.3, 640, 360) == (510, 230, 640, 360)
 
 
-@pytest.mark.parametrize("kind", ["zero", "truncated", "garbage"])
-def test_bad_videos_give_failure_rows(tmp_path, kind):
+@pytest.mark.parametrize("kind, reason", [
+    ("zero", "empty file (0 bytes)"),
+    ("truncated", "moov atom not found"),  # FFmpeg's own words, which decord prints only to stderr
+    ("garbage", "Invalid data found when processing input"),
+])
+def test_bad_videos_give_failure_rows_with_the_decoder_message(tmp_path, kind, reason):
     bad = tmp_path / "000.mp4"
     data = REAL_CLIP.read_bytes()
     bad.write_bytes({"zero": b"", "truncated": data[: len(data) // 20], "garbage": b"\x00\x01junk" * 500}[kind])
     row = extract_video(ExtractJob(_video(bad), tmp_path, "x.npy", 8, 32, FaceCropParams()))
-    assert "error" in row and row["path"] == str(bad) and row["error"]
+    assert reason in row["error"] and "0x" not in row["error"], row  # no FFmpeg pointer: same bytes every run
     assert not (tmp_path / "x.npy").exists()
 
 
@@ -143,7 +147,7 @@ def test_official_split_is_respected_exactly(tmp_path):
     official = {"train": [["000", "001"], ["002", "003"]], "val": [["004", "005"]], "test": [["006", "007"]]}
     for k, v in official.items():
         (tmp_path / f"{k}.json").write_text(json.dumps(v))
-    rows, _ = assign_splits(_rows(), load_official(tmp_path), {"train": 0.5, "val": 0.25, "test": 0.25}, 0)
+    rows, *_ = assign_splits(_rows(), load_official(tmp_path), {"train": 0.5, "val": 0.25, "test": 0.25}, 0)
     for r in rows:
         ident = r["target"][3:]
         expect = next(s for s, pairs in official.items() if any(ident in p for p in pairs))
@@ -152,7 +156,7 @@ def test_official_split_is_respected_exactly(tmp_path):
 
 
 def test_grouped_split_has_no_identity_leak_and_holdout():
-    rows, _ = assign_splits(_rows(), None, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=3)
+    rows, *_ = assign_splits(_rows(), None, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=3)
     assert not identity_leaks(rows)
     assert {r["split"] for r in rows} == {"train", "val", "test"}
     kept = apply_holdout(rows, ["Face2Face"])
@@ -161,7 +165,7 @@ def test_grouped_split_has_no_identity_leak_and_holdout():
 
 
 def test_balancing_counts_per_strategy():
-    rows, _ = assign_splits(_rows(), None, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=3)
+    rows, *_ = assign_splits(_rows(), None, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=3)
 
     def count(rs, split):
         part = [r for r in rs if r["split"] == split]
@@ -181,3 +185,41 @@ def test_balancing_counts_per_strategy():
     for out in (under, over):  # never moves a video across splits
         assert {r["key"]: r["split"] for r in out}.items() <= {r["key"]: r["split"] for r in rows}.items()
     assert under == balance(rows, "undersample", ["train", "val"], 0)
+
+
+def _dfd_rows(n_actors: int = 12) -> list[dict]:
+    """DFD-shaped rows: per actor two real scenes, and fakes of many (target, source) actor pairs."""
+    rows = []
+    for t in range(1, n_actors + 1):
+        for scene in ("kitchen", "podium"):
+            rows.append({"key": f"actors/{t:02d}__{scene}", "method": "actors", "label": 0, "target": f"dfd:{t:02d}",
+                         "source": ""})
+            for s in range(1, n_actors + 1):
+                if s != t and (t + s) % 3:
+                    rows.append({"key": f"DeepFakeDetection/{t:02d}_{s:02d}__{scene}__ABCDEFGH",
+                                 "method": "DeepFakeDetection", "label": 1, "target": f"dfd:{t:02d}",
+                                 "source": f"dfd:{s:02d}"})
+    return rows
+
+
+def test_dfd_actors_split_disjointly_with_dfd_in_test(tmp_path):
+    official = {"train": [["000", "001"], ["002", "003"]], "val": [["004", "005"]], "test": [["006", "007"]]}
+    for k, v in official.items():
+        (tmp_path / f"{k}.json").write_text(json.dumps(v))
+    rows = _rows() + _dfd_rows()
+    kept, dropped, notes = assign_splits(rows, load_official(tmp_path), {"train": 0.6, "val": 0.2, "test": 0.2}, 0)
+    assert not identity_leaks(kept)
+    assert len(kept) + len(dropped) == len(rows) and dropped and any("dropped" in n for n in notes)
+    assert all(r["method"] == "DeepFakeDetection" for r in dropped)
+    by_split = {s: {r["key"] for r in kept if r["split"] == s} for s in ("train", "val", "test")}
+    for split in ("train", "val", "test"):  # DFD reals and fakes reach every split, test included
+        assert any(k.startswith("actors/") for k in by_split[split]), split
+        assert any(k.startswith("DeepFakeDetection/") for k in by_split[split]), split
+    for r in kept:  # FF++ pairs keep their official split
+        if r["target"].startswith("yt:"):
+            assert r["split"] == next(s for s, ps in official.items() if any(r["target"][3:] in p for p in ps))
+    # every dropped fake really straddles: its two actors hold different splits
+    actor_split = {r["target"]: r["split"] for r in kept if r["method"] == "actors"}
+    assert all(actor_split[r["target"]] != actor_split[r["source"]] for r in dropped)
+    again = assign_splits(rows, load_official(tmp_path), {"train": 0.6, "val": 0.2, "test": 0.2}, 0)
+    assert again.rows == kept  # seeded

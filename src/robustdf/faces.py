@@ -1,6 +1,13 @@
-"""Face boxes with dlib's HOG frontal detector (offline, no model file) and square crops."""
+"""Face boxes with dlib's HOG frontal detector (offline, no model file) and square crops.
+
+HOG finds frontal faces of about 80 px and more; smaller faces are found only in a frame that
+dlib upsamples (each step doubles width and height and costs about 4x the time).
+:func:`auto_upsample` picks the fewest steps that bring the smallest expected face to 80 px.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from PIL import Image
@@ -8,6 +15,14 @@ from PIL import Image
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), in frame pixels
 
 _DETECTOR = None
+HOG_MIN_FACE_PX = 80  # smallest face dlib's HOG window (80x80) finds
+MAX_UPSAMPLE = 2
+
+
+def auto_upsample(width: int, height: int, min_face: float) -> int:
+    """Upsampling steps so a face of ``min_face`` x the frame's shorter side reaches 80 px (at most 2)."""
+    smallest = min_face * min(width, height)
+    return min(MAX_UPSAMPLE, max(0, math.ceil(math.log2(HOG_MIN_FACE_PX / smallest))))
 
 
 def detect_largest(frame: np.ndarray, upsample: int = 0) -> Box | None:

@@ -57,6 +57,17 @@ def parse_name(stem: str, method: str) -> tuple[str, str] | None:
     return (f"yt:{m[1]}", f"yt:{m[2]}") if m else None
 
 
+def target_original(video: Video) -> str | None:
+    """Key of the original a fake re-renders (``000_003`` -> ``original/000``; DFD
+    ``01_02__scene__ID`` -> ``actors/01__scene``), None for reals and unknown names."""
+    stem = video.key.split("/", 1)[1]
+    if video.method == "DeepFakeDetection":
+        m = _DFD_FAKE.match(stem)
+        return f"actors/{m[1]}__{m[3]}" if m else None
+    m = _YT_FAKE.match(stem) if video.label == 1 else None
+    return f"original/{m[1]}" if m else None
+
+
 def _scan(folder: Path, method: str, label: int, compression: str) -> tuple[list[Video], list[str]]:
     if not folder.is_dir():
         raise DataError(f"expected video folder {folder} does not exist (method {method!r}, {compression})")

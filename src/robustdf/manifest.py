@@ -10,7 +10,8 @@ from typing import Any
 
 from robustdf.runtime import DataError, atomic_file
 
-INT_FIELDS = {"label", "size_bytes", "n_frames", "n_fallback", "copy"}
+INT_FIELDS = {"label", "size_bytes", "n_frames", "n_fallback", "copy", "n_total_frames", "width", "height", "low_face"}
+FLOAT_FIELDS = {"face_share"}
 JSON_FIELDS = {"frame_indices", "boxes", "fallback_frames"}
 
 
@@ -35,6 +36,8 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         for k in row:
             if k in INT_FIELDS and row[k] != "":
                 row[k] = int(row[k])
+            elif k in FLOAT_FIELDS and row[k] != "":
+                row[k] = float(row[k])
             elif k in JSON_FIELDS:
                 row[k] = json.loads(row[k])
     return rows

@@ -82,7 +82,21 @@ class FaceCropParams(Strict):
     enabled: bool = False
     scale: float = Field(1.3, ge=1.0, le=3.0)
     fallback: Literal["nearest", "center", "drop"] = "nearest"
-    upsample: int = Field(0, ge=0, le=2)
+    # dlib HOG upsampling steps, or 'auto': enough for a face of min_face x the frame's shorter side
+    upsample: Union[Literal["auto"], int] = "auto"
+    min_face: float = Field(0.125, gt=0.0, le=1.0)
+    # a video whose share of sampled frames without a detected face exceeds this is a failure
+    # (low_face: fail) or kept with low_face=1 in the manifest (low_face: flag)
+    max_fallback_share: float = Field(0.5, ge=0.0, le=1.0)
+    low_face: Literal["fail", "flag"] = "fail"
+    reuse_original_boxes: bool = True  # fakes take the boxes of their target original's frames
+
+    @field_validator("upsample", mode="before")
+    @classmethod
+    def _upsample(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 2):
+            return v
+        raise ValueError(f"upsample must be 'auto' or 0, 1 or 2 (dlib HOG upsampling steps), got {v!r}")
 
 
 class ExtractParams(Strict):

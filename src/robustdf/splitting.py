@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,15 +54,30 @@ def _components(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {i: find(i) for i in list(parent)}
 
 
-def grouped_split(rows: list[dict[str, Any]], fractions: dict[str, float], seed: int) -> dict[str, str]:
-    """Seeded split of identity groups (connected by fakes) to reach ``fractions`` of videos."""
+def identity_groups(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Identity -> the group it is split with.
+
+    Identities linked by fakes into a component of at most two are FF++ pairs (``A_B`` and
+    ``B_A``) and stay together. In a larger component, as DeepFakeDetection's actors form (each
+    actor swapped with many others), keeping the component whole would put every linked actor in
+    one split, so each identity is its own group and fakes that straddle two splits are dropped.
+    """
     comp = _components(rows)
+    members = Counter(comp.values())
+    return {i: root if members[root] <= 2 else i for i, root in comp.items()}
+
+
+def grouped_split(rows: list[dict[str, Any]], fractions: dict[str, float], seed: int) -> dict[str, str]:
+    """Seeded split of identity groups (:func:`identity_groups`) to reach ``fractions`` of videos."""
+    group = identity_groups(rows)
     size: dict[str, int] = defaultdict(int)
     for r in rows:
-        size[comp[r["target"]]] += 1
+        size[group[r["target"]]] += 1
+    for g in set(group.values()):  # an identity only ever seen as a source still gets a split
+        size.setdefault(g, 0)
     groups = sorted(size)
     order = np.random.default_rng(seed).permutation(len(groups))
-    total = sum(size.values())
+    total = max(1, sum(size.values()))
     filled = {s: 0 for s in SPLITS}
     assign: dict[str, str] = {}
     for gi in order:
@@ -71,15 +86,22 @@ def grouped_split(rows: list[dict[str, Any]], fractions: dict[str, float], seed:
         split = min(SPLITS, key=lambda s: (filled[s] / total - fractions[s], SPLITS.index(s)))
         assign[g] = split
         filled[split] += size[g]
-    return {ident: assign[root] for ident, root in comp.items()}
+    return {ident: assign[g] for ident, g in group.items()}
+
+
+class Assignment(NamedTuple):
+    rows: list[dict[str, Any]]  # with ``split``
+    dropped: list[dict[str, Any]]  # fakes whose target and source identities fell in different splits
+    notes: list[str]  # for the log
 
 
 def assign_splits(
     rows: list[dict[str, Any]], official: dict[str, str] | None, fractions: dict[str, float], seed: int
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> Assignment:
     """Give every video a split; identities missing from ``official`` get a grouped split.
 
-    Returns (rows with ``split``, notes for the log).
+    A fake whose target and source land in different splits through that grouped split is
+    dropped (and counted), never moved; a conflict within the official files is an error.
     """
     notes: list[str] = []
     official = official or {}
@@ -87,14 +109,19 @@ def assign_splits(
     fallback = grouped_split(uncovered, fractions, seed) if uncovered else {}
     if official and uncovered:
         notes.append(f"{len(uncovered)} videos have identities outside the official split files: grouped split")
-    out = []
+    out, dropped = [], []
     for r in rows:
         ids = [r["target"]] + ([r["source"]] if r["source"] else [])
         where = {official.get(i) or fallback[i] for i in ids}
-        if len(where) != 1:
-            raise DataError(f"video {r['key']} links identities in different splits {sorted(where)}")
-        out.append({**r, "split": where.pop()})
-    return out, notes
+        if len(where) == 1:
+            out.append({**r, "split": where.pop()})
+        elif all(i in official for i in ids):
+            raise DataError(f"video {r['key']} links identities in different official splits {sorted(where)}")
+        else:
+            dropped.append(r)
+    if dropped:
+        notes.append(f"dropped {len(dropped)} fakes whose target and source identities are in different splits")
+    return Assignment(out, dropped, notes)
 
 
 def apply_holdout(rows: list[dict[str, Any]], holdout: list[str]) -> list[dict[str, Any]]:
