@@ -1,14 +1,17 @@
-"""Stage evaluate: clean, white-box and transfer metrics with CIs, plot tables and report.md."""
+"""Stage evaluate: every model (variant x seed) on clean, white-box, worst-case and transfer conditions; the
+seed-paired GR-minus-baseline comparison; headline metrics, details, plots and report.md."""
 
 import argparse
 import csv
 from pathlib import Path
 
-from robustdf.artifacts import load_artifact
-from robustdf.evaluation import curve_tables, evaluate_models, load_test_set, predict_conditions, roc_table
+from sklearn.metrics import roc_curve
+
+from robustdf.evaluation import VARIANTS, curve_tables, evaluate_all, load_test_set, read_curves, score_model
 from robustdf.manifest import read_rows
 from robustdf.model import load_checkpoint
-from robustdf.params import load_group
+from robustdf.params import GRVariant, load_group
+from robustdf.plots import write_all
 from robustdf.report import render
 from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, set_cpu_threads, write_json
 
@@ -25,46 +28,48 @@ def main() -> None:
     ap.add_argument("--data", default="data/balanced")
     ap.add_argument("--frames", default="data/frames")
     ap.add_argument("--models", default="data/models")
-    ap.add_argument("--artifacts", nargs="+", required=True, help="data/attacks/<model>_<attack>.safetensors")
+    ap.add_argument("--attacks", default="data/attacks")
+    ap.add_argument("--train-logs", default="data/train")
     ap.add_argument("--out", default="data/evaluate")
     args = ap.parse_args()
-    p = load_group("evaluate")
+    p, tp, ap_ = load_group("evaluate"), load_group("train"), load_group("attack")
     run = StageRun("evaluate")
     set_cpu_threads(p.cpu_threads)
     device = pick_device("auto")
     ts = load_test_set(read_rows(Path(args.data) / "manifest.csv"), args.frames)
     n_videos, n_real = len(set(ts.video)), len(set(ts.video[ts.y == 0]))
     run.read(Path(args.data) / "manifest.csv", f"({n_videos} test videos, {len(ts.y)} frames)")
-    artifacts = {}
-    for path in sorted(args.artifacts):
-        model_name, attack = Path(path).stem.split("_", 1)
-        artifacts[f"{model_name}/{attack}"] = load_artifact(path)
-        run.read(path)
-    models = sorted({k.split("/")[0] for k in artifacts}, key=lambda m: (m != "baseline", m))
-    preds = {}
+    gr = tp.gr if isinstance(tp.gr, GRVariant) else GRVariant(regularizer="gr")  # where the why is measured
+    results, curves, rocs = [], {}, {}
     with run.timed("predict"):
-        for m in models:
-            model, _ = load_checkpoint(Path(args.models) / m)
-            run.read(Path(args.models) / m)
-            preds[m] = predict_conditions(model.to(device), ts, artifacts, m, 256, device)
+        for seed in tp.seeds:
+            for variant in VARIANTS:
+                name, other = f"{variant}-{seed}", f"{VARIANTS[1 - VARIANTS.index(variant)]}-{seed}"
+                model, cfg = load_checkpoint(Path(args.models) / name)
+                run.read(Path(args.models) / name, f"(best val AUC {cfg['val_auc']:.3f})")
+                res = score_model(model, name, cfg, ts, Path(args.attacks), ap_.attacks, ap_.eps, other,
+                                  gr.shallow_layer, gr.r, p.batch_size, device)
+                run.read(Path(args.attacks) / name, f"({len(res.scores) - 1} attacked conditions)")
+                results.append(res)
+                curves[name] = read_curves(Path(args.train_logs) / name)
+                fpr, tpr, _ = roc_curve(ts.y, res.scores["clean"])
+                rocs[name] = (fpr, tpr)
     with run.timed("metrics+bootstrap"):
-        metrics, details = evaluate_models(preds, ts, p)
-    eps_list = sorted({e for a in artifacts.values() for e in a["eps"].tolist()})
-    attacks = sorted({k.split("/")[1] for k in artifacts})
+        head, details = evaluate_all(results, ts, p, ap_.eps, ap_.attacks, ap_.sanity_eps)
     context = {"n_frames": len(ts.y), "n_videos": n_videos, "n_real_videos": n_real,
-               "n_fake_videos": n_videos - n_real, "ci": p.ci, "n_bootstrap": p.n_bootstrap,
-               "heldout_methods": ts.heldout}
-    details["context"] = context
+               "n_fake_videos": n_videos - n_real, "n_bootstrap": p.n_bootstrap, "heldout_methods": ts.heldout}
+    details.update(context=context, ci=p.ci, min_val_auc=p.min_val_auc)
     with atomic_dir(args.out) as tmp:
-        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "metrics.json", head)
         write_json(tmp / "details.json", details)
-        (tmp / "report.md").write_text(render(metrics, details, context))
+        (tmp / "report.md").write_text(render(head, details, context))
         (tmp / "plots").mkdir()
-        for attack, table in curve_tables(metrics, eps_list, attacks).items():
+        for attack, table in curve_tables(details).items():
             write_csv(tmp / "plots" / f"{attack}.csv", table)
-        for m in models:
-            write_csv(tmp / "plots" / f"roc_{m}.csv", roc_table(ts, preds[m][0].p))
-    run.count(models=models, conditions=len(metrics[models[0]]), cpu_threads=p.cpu_threads)
+        with run.timed("plots"):
+            pngs = write_all(details, curves, rocs, {r.name: r.why for r in results}, tmp / "plots")
+    run.count(models=len(results), valid_seeds=details["valid_seeds"], degenerate=details["degenerate"],
+              plots=len(pngs), cpu_threads=p.cpu_threads)
     run.wrote(args.out, "(metrics.json, details.json, report.md, plots/)")
     run.save(Path(args.out))
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
 from robustdf import metrics as M
-from robustdf.evaluation import eps_tag
+from robustdf.sanity import eps_key as eps_tag
 
 
 @pytest.fixture
@@ -73,3 +73,12 @@ def test_bootstrap_ci_brackets_the_point_estimate(scores):
 def test_eps_tags_are_readable_and_dot_free():
     assert eps_tag(2 / 255) == "eps2"
     assert eps_tag(0.5 / 255) == "eps0p5"
+
+
+def test_balanced_accuracy_is_one_half_for_any_constant_prediction():
+    y = np.array([0] * 20 + [1] * 80)  # 80% fake: a constant "fake" has 80% plain accuracy
+    for const in (0.0, 1.0):
+        p = np.full(100, const)
+        assert M.balanced_accuracy(y, p) == 0.5
+    m = M.frame_metrics(y, np.ones(100))
+    assert m["acc"] == 0.8 and m["bacc"] == 0.5 and m["acc_fake"] == 1.0 and m["acc_real"] == 0.0

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_curve
 
 from robustdf import metrics as M
 from robustdf.artifacts import Artifact, rebuild
@@ -33,6 +32,8 @@ HEADLINE_METRICS = ("auc", "bacc")
 @dataclass
 class TestSet:
     """The evaluated frames (read lazily), labels, per-frame video key (method/video) and method."""
+
+    __test__ = False  # not a pytest class
 
     ds: FrameDataset
     y: np.ndarray
@@ -254,6 +255,11 @@ def curve_tables(details: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return tables
 
 
-def roc_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, float]]:
-    fpr, tpr, _ = roc_curve(y, p)
-    return [{"fpr": float(f), "tpr": float(t)} for f, t in zip(fpr, tpr, strict=True)]
+def read_curves(live_dir: Path) -> dict[str, list[float]]:
+    """Per-epoch values logged by dvclive under ``<live_dir>/plots/metrics`` (e.g. ``val/auc``)."""
+    root = live_dir / "plots" / "metrics"
+    curves = {}
+    for tsv in sorted(root.rglob("*.tsv")):
+        rows = [line.split("\t") for line in tsv.read_text().splitlines()[1:] if line]
+        curves[tsv.relative_to(root).with_suffix("").as_posix()] = [float(r[-1]) for r in rows]
+    return curves

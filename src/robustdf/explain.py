@@ -23,6 +23,8 @@ from torch import nn
 from robustdf.gr import PerturbationInjection, resolve_layer
 
 QUANTITIES = ("input_grad_l1", "grad_s_norm", "margin", "stat_loss_increase")
+NAMES = {"input_grad_l1": "input-gradient L1 norm", "grad_s_norm": "gradient norm w.r.t. shallow statistics",
+         "margin": "clean logit margin", "stat_loss_increase": "loss increase under the worst statistics shift"}
 # the direction in which each quantity goes with more robustness
 MORE_ROBUST_WHEN = {"input_grad_l1": "lower", "grad_s_norm": "lower", "margin": "higher",
                     "stat_loss_increase": "lower"}

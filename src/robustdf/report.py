@@ -7,12 +7,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from robustdf.explain import NAMES as WHY_NAMES
 from robustdf.explain import QUANTITIES
 from robustdf.sanity import eps_key
 
 NAMES = {"clean_auc": "clean AUC", "clean_bacc": "clean balanced accuracy"}
-WHY_NAMES = {"input_grad_l1": "input-gradient L1 norm", "grad_s_norm": "gradient norm w.r.t. shallow statistics",
-             "margin": "clean logit margin", "stat_loss_increase": "loss increase under the worst statistics shift"}
 
 
 def _nan(v: Any) -> bool:

@@ -1,0 +1,168 @@
+"""The seed-paired comparison, degenerate-model flags, sanity checks and the measured 'why'."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from robustdf.evaluation import ModelResult, TestSet, evaluate_all, worst_case
+from robustdf.explain import why_quantities
+from robustdf.paired import paired_seed_difference
+from robustdf.params import validate_group
+from robustdf.report import render
+from robustdf.sanity import sanity_checks
+from conftest import tiny_params
+
+
+def _test_set(n_videos: int = 40, frames: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(rng.permutation(np.r_[np.zeros(n_videos // 2), np.ones(n_videos // 2)]).astype(int), frames)
+    video = np.repeat(np.arange(n_videos), frames).astype(str)
+    return y, video, rng
+
+
+def _scores(y, rng, strength):
+    return np.clip(0.5 + strength * (y - 0.5) + rng.normal(0, 0.25, len(y)), 0, 1)
+
+
+def test_paired_interval_excludes_zero_for_a_consistent_effect_only():
+    y, video, rng = _test_set()
+    auc = lambda yy, p: float(np.mean(p[yy == 1][:, None] > p[yy == 0][None, :]))  # noqa: E731
+    base = [_scores(y, rng, 0.3) for _ in range(4)]
+    better = [_scores(y, rng, 0.9) for _ in range(4)]
+    consistent = paired_seed_difference(y, video, base, better, auc, 200, 0.95, 0)
+    assert consistent["finding"] and consistent["lo"] > 0 and all(d > 0 for d in consistent["per_seed"])
+    # the sign flips between seeds: seeds 0, 1 favour b, seeds 2, 3 favour a, by the same amount
+    flip_a = [base[0], base[1], better[2], better[3]]
+    flip_b = [better[0], better[1], base[2], base[3]]
+    flipping = paired_seed_difference(y, video, flip_a, flip_b, auc, 200, 0.95, 0)
+    assert not flipping["finding"] and flipping["lo"] < 0 < flipping["hi"]
+    assert max(flipping["per_seed"]) > 0 > min(flipping["per_seed"])
+
+
+def test_worst_case_takes_the_adverse_score_per_frame():
+    y = np.array([1, 0])
+    assert worst_case(y, [np.array([0.9, 0.2]), np.array([0.4, 0.6])]).tolist() == [0.4, 0.6]
+
+
+def _result(name, variant, seed, val_auc, y, rng, strength, attacks, eps):
+    scores = {"clean": _scores(y, rng, strength)}
+    for a in attacks:
+        for e in eps:
+            scores[f"{a}_{e}"] = _scores(y, rng, strength * 0.5)
+    for e in eps:
+        scores[f"worst_{e}"] = worst_case(y, [scores[f"{a}_{e}"] for a in attacks])
+    why = {q: rng.random(len(y)) for q in ("input_grad_l1", "grad_s_norm", "margin", "stat_loss_increase")}
+    return ModelResult(name, variant, seed, val_auc, scores, why)
+
+
+def test_a_model_that_did_not_learn_is_flagged_and_left_out(tiny_test_set_meta):
+    y, video, rng = _test_set()
+    ev = validate_group("evaluate", tiny_params()["evaluate"])
+    attacks, eps = ["fgsm", "pgd"], ["eps2", "eps4"]
+    results = [
+        _result("baseline-0", "baseline", 0, 0.95, y, rng, 0.8, attacks, eps),
+        _result("gr-0", "gr", 0, 0.97, y, rng, 0.8, attacks, eps),
+        ModelResult("baseline-1", "baseline", 1, 0.5, {k: np.full(len(y), 0.9) for k in
+                    ["clean", *[f"{a}_{e}" for a in attacks for e in eps], *[f"worst_{e}" for e in eps]]},
+                    {q: rng.random(len(y)) for q in ("input_grad_l1", "grad_s_norm", "margin", "stat_loss_increase")}),
+        _result("gr-1", "gr", 1, 0.96, y, rng, 0.8, attacks, eps),
+    ]
+    ts = TestSet(None, y, video, np.where(y == 1, "Deepfakes", "youtube"))  # type: ignore[arg-type]
+    head, details = evaluate_all(results, ts, ev, [2 / 255, 4 / 255], attacks, 32 / 255)
+    assert details["degenerate"] == ["baseline-1"]
+    assert details["valid_seeds"] == [0]  # the constant model's seed is not compared
+    assert head["checks"]["degenerate_models"] == 1
+    assert details["models"]["baseline-1"]["conditions"]["clean"]["bacc"] == 0.5  # constant -> chance
+    details.update(ci=ev.ci, min_val_auc=ev.min_val_auc)
+    report = render(head, details, tiny_test_set_meta)
+    assert report.index("did not learn") < report.index("## Verdict")
+
+
+@pytest.fixture
+def tiny_test_set_meta():
+    return {"n_frames": 120, "n_videos": 40, "n_real_videos": 20, "n_fake_videos": 20, "n_bootstrap": 20}
+
+
+def _bacc_metrics(model, x, y, attacks, eps_list):
+    from robustdf.attacks import build_attack
+    from robustdf.metrics import frame_metrics
+    from robustdf.sanity import eps_key
+
+    p = validate_group("attack", {**tiny_params()["attack"], "square": {"queries": 300}, "pgd": {"steps": 10},
+                                  "apgd": {"steps": 10}})
+
+    def probs(inp):
+        with torch.no_grad():
+            return torch.softmax(model(inp), 1)[:, 1].numpy()
+
+    yy = y.numpy()
+    out = {"clean": frame_metrics(yy, probs(x))}
+    for a in attacks:
+        attack = build_attack(a, p, 0)
+        for eps in eps_list:
+            out[f"{a}_{eps_key(eps)}"] = frame_metrics(yy, probs(attack(model, x, y, eps)))
+    for eps in eps_list:
+        k = eps_key(eps)
+        out[f"worst_{k}"] = {"bacc": min(out[f"{a}_{k}"]["bacc"] for a in attacks)}
+    return out
+
+
+def test_masking_check_fires_on_a_masked_model_and_not_on_a_normal_one(trained_pair):
+    normal, masked, x, y = trained_pair
+    attacks, eps_list = ["fgsm", "pgd", "apgd", "square"], [8 / 255, 16 / 255]
+    checks = {}
+    for name, model in (("normal", normal), ("masked", masked)):
+        m = _bacc_metrics(model, x, y, attacks, eps_list)
+        checks[name] = {c["check"]: c["passed"] for c in sanity_checks(m, eps_list, attacks, 1.0, 0.02, 0.05)}
+    assert checks["normal"]["no_gradient_masking"] is True
+    assert checks["masked"]["no_gradient_masking"] is False
+
+
+@pytest.fixture(scope="module")
+def trained_pair():
+    """A small trained CNN and the same CNN behind an 8-level input quantiser (gradients are zero)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(256, 3, 12, 12, generator=g) * 0.6
+    y = torch.randint(0, 2, (256,), generator=g)
+    x[y == 1, :, 4:8, 4:8] += 0.15
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 2))
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    net.eval()
+    return net, Quantised(net).eval(), x[:96], y[:96]
+
+
+class Quantised(nn.Module):
+    """Rounds its input to 1/16 steps before the network: the input gradient is exactly zero."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.round(x * 16) / 16)
+
+
+def test_why_quantities_are_per_frame_and_match_autograd():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 2)).eval()
+    u8 = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    y = torch.tensor([0, 1, 0, 1, 1, 0])
+    q = why_quantities(model, [(u8[:4], y[:4]), (u8[4:], y[4:])], "2", 0.05, torch.device("cpu"))
+    assert all(len(v) == 6 and np.isfinite(v).all() for v in q.values())
+    x = (u8.float() / 255).requires_grad_(True)
+    loss = nn.functional.cross_entropy(model(x), y, reduction="none")
+    (g,) = torch.autograd.grad(loss.sum(), x)
+    assert np.allclose(q["input_grad_l1"], g.abs().flatten(1).sum(1).numpy(), rtol=1e-5)
+    logits = model(x).detach()
+    assert np.allclose(q["margin"], (logits.gather(1, y[:, None]) - logits.gather(1, 1 - y[:, None]))[:, 0].numpy(),
+                       rtol=1e-5)
+    assert (q["grad_s_norm"] > 0).all()
+    assert (q["stat_loss_increase"] > 0).mean() > 0.5  # a step along the gradient raises the loss
