@@ -22,8 +22,9 @@ TINY = {
     "make_sample": {"n_identities": 8, "frames": 8, "size": 64, "keyframe_interval": 4, "workers": 1,
                     "split_fractions": {"train": 0.5, "val": 0.25, "test": 0.25}},
     "extract_frames": {"frames_per_video": 2, "image_size": 32, "workers": 1},
-    "train": {"recipe": {"epochs": 1, "batch_size": 8}},
-    "attack": {"eps": ["2/255", "4/255"], "batch_size": 32, "pgd": {"steps": 2}, "apgd": {"steps": 2}},
+    "train": {"seeds": [0], "recipe": {"epochs": 1, "batch_size": 8}},
+    "attack": {"eps": ["2/255", "4/255"], "batch_size": 32, "pgd": {"steps": 2}, "apgd": {"steps": 2},
+               "square": {"queries": 5}},
     "evaluate": {"n_bootstrap": 20},
 }
 

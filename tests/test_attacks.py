@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustdf.artifacts import load_artifact, rebuild, save_artifact
-from robustdf.attacks import APGD, FGSM, PGD, apgd_checkpoints, build_attack, quantize_8bit, run_attack
+from robustdf.attacks import APGD, FGSM, PGD, apgd_checkpoints, build_attack
 from robustdf.params import validate_group
 from conftest import tiny_params
 
@@ -89,37 +88,6 @@ def test_stronger_attacks_hurt_more(trained_small_model):
         assert a_pgd <= a_fgsm + 0.02 and a_apgd <= a_fgsm + 0.02
         assert a_fgsm <= clean and a_pgd <= clean
     assert acc(PGD(steps=10)(model, x, y, 8 / 255)) < clean - 0.2
-
-
-def test_artifacts_rebuild_exactly_the_evaluated_images(tmp_path, trained_small_model):
-    model, x, y = trained_small_model
-    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    eps_list = [2 / 255, 4 / 255]
-    for quantize in (False, True):
-        delta = run_attack(model, PGD(steps=3), u8, y, eps_list, 50, torch.device("cpu"), quantize)
-        path = tmp_path / f"a{int(quantize)}.safetensors"
-        save_artifact(path, eps_list, torch.arange(len(u8)), delta, "m", "pgd")
-        art = load_artifact(path)
-        assert art["delta"].dtype == (torch.int8 if quantize else torch.float16)
-        assert art["delta"].element_size() <= 2
-        for e, eps in enumerate(eps_list):
-            adv = rebuild(u8, art["delta"][e], eps)
-            again = rebuild(u8, load_artifact(path)["delta"][e], eps)
-            assert torch.equal(adv, again)
-            clean = u8.float() / 255
-            assert (adv - clean).abs().max() <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-            if quantize:
-                assert torch.equal(adv * 255, (adv * 255).round())  # real 8-bit images
-            else:  # float16 storage keeps the attack: same perturbation up to fp16 rounding
-                assert torch.allclose(adv, (clean + delta[e]).clamp(0, 1), atol=eps * 2**-10 + 1e-7)
-
-
-def test_quantize_removes_sub_level_perturbations():
-    clean = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
-    x = clean.float() / 255
-    adv = (x + 0.4 / 255 * torch.sign(torch.randn_like(x))).clamp(0, 1)
-    assert not quantize_8bit(adv, clean, 0.5 / 255).any()
-    assert quantize_8bit((x + 2 / 255).clamp(0, 1), clean, 2 / 255).abs().max() == 2
 
 
 def test_build_attack_by_name_from_params():
