@@ -28,7 +28,7 @@ def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``z_y - max_{j != y} z_j``: negative exactly when the sample is misclassified."""
+    """Per-sample ``z_y - max_{j != y} z_j``: negative when the sample is misclassified (0 is a tie)."""
     logits = logits.float()
     true = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
@@ -55,25 +55,21 @@ def _loss_fns(losses: Iterable[str]) -> list[Loss]:
     return [_LOSS_FNS[name] for name in losses]
 
 
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Loss,
-              grad: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Per-sample loss, margin and (if ``grad``) the loss gradient w.r.t. the input: one forward(+backward)."""
-    if not grad:
-        with torch.no_grad():
-            logits = model(x)
-            return loss_fn(logits, y), margin(logits, y), None
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+              loss_fn: Loss) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample loss, margin and the loss gradient w.r.t. the input: one forward and one backward."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model(x)
         loss = loss_fn(logits, y)
-        (g,) = torch.autograd.grad(loss.sum(), x)
-    return loss.detach(), margin(logits.detach(), y), g.detach()
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+    return loss.detach(), margin(logits.detach(), y), grad.detach()
 
 
-def _loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample cross-entropy and its gradient w.r.t. the input."""
-    loss, _, grad = _evaluate(model, x, y, _ce)
-    return loss, grad  # type: ignore[return-value]
+@torch.no_grad()
+def _query(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample margin at ``x``: one forward, no gradient."""
+    return margin(model(x), y)
 
 
 def _generator(seed: int, restart: int) -> torch.Generator:
@@ -94,9 +90,7 @@ class WorstCase:
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x = x.clone()
-        with torch.no_grad():
-            self.margin = margin(model(x), y)
+        self.x, self.margin = x.clone(), _query(model, x, y)
 
     def update(self, x_new: torch.Tensor, margin_new: torch.Tensor, idx: torch.Tensor | None = None) -> None:
         """Keep ``x_new`` where its margin is lower; ``idx`` maps its rows to images (default: all)."""
@@ -114,7 +108,7 @@ class FGSM:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         if eps == 0:
             return x.clone()
-        _, grad = _loss_grad(model, x, y)
+        _, _, grad = _evaluate(model, x, y, _ce)
         return _project(x + eps * grad.sign(), x, eps)
 
 
@@ -149,7 +143,7 @@ class PGD:
                     _, m, grad = _evaluate(model, x_adv, y, loss_fn)
                     best.update(x_adv, m)
                     x_adv = _project(x_adv + step * grad.sign(), x, eps)
-                best.update(x_adv, _evaluate(model, x_adv, y, loss_fn, grad=False)[1])
+                best.update(x_adv, _query(model, x_adv, y))
         return best.x
 
 
@@ -205,10 +199,11 @@ class APGD:
             z = _project(x_cur + eta * grad.sign(), x, eps)
             a = self.momentum if k > 1 else 1.0
             x_prev, x_cur = x_cur, _project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), x, eps)
-            loss, m, grad = _evaluate(model, x_cur, y, loss_fn, grad=k < self.steps)
-            best.update(x_cur, m)
             if k == self.steps:
+                best.update(x_cur, _query(model, x_cur, y))
                 break
+            loss, m, grad = _evaluate(model, x_cur, y, loss_fn)
+            best.update(x_cur, m)
             improved = loss > best_loss
             successes += (loss > prev_loss).float()
             prev_loss = loss
@@ -272,7 +267,7 @@ class Square:
              best: WorstCase) -> None:
         n, c, h, w = x.shape
         x_cur = _project(x + eps * self._signs(n, c, g, w).to(x), x, eps)
-        m_cur = margin(model(x_cur), y)
+        m_cur = _query(model, x_cur, y)
         self.queries_made += n
         best.update(x_cur, m_cur)
         for it in range(1, self.queries):
@@ -293,7 +288,7 @@ class Square:
                 signs[same] = self._signs(int(same.sum()), c, g).to(x)
             cand = cur.clone()
             cand[window] = new
-            m_new = margin(model(cand), y[idx])
+            m_new = _query(model, cand, y[idx])
             self.queries_made += len(idx)
             better = m_new < m_cur[idx]
             x_cur[idx[better]], m_cur[idx[better]] = cand[better], m_new[better]
