@@ -66,9 +66,9 @@ def trained_small_model():
     x = torch.rand(256, 3, 12, 12, generator=g) * 0.6
     y = torch.randint(0, 2, (256,), generator=g)
     x[y == 1, :, 4:8, 4:8] += 0.15
+    torch.manual_seed(0)  # before the layers: their initialisation must not depend on which tests ran first
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                           nn.Flatten(), nn.Linear(8, 2))
-    torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     for _ in range(200):
         opt.zero_grad()
@@ -172,10 +172,10 @@ def test_square_schedule_follows_the_paper():
 
 def test_square_flips_a_trained_model_at_large_eps(trained_small_model):
     model, x, y = trained_small_model
-    attack = Square(queries=300, p_init=0.3)
+    attack = Square(queries=1000, p_init=0.3)
     adv = attack(model, x, y, 16 / 255)
     assert (adv - x).abs().max() <= 16 / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-    assert _acc(model, adv, y) < 0.2 < 0.9 < _acc(model, x, y)
+    assert _acc(model, adv, y) < 0.1 < 0.9 < _acc(model, x, y)
     assert attack.queries_made < 2 * len(x) + (attack.queries - 1) * len(x)  # fooled images stop querying
 
 
