@@ -61,13 +61,12 @@ def main() -> None:
     pgd = PGD(steps=args.steps, rel_step_size=0.25, restarts=args.restarts, losses=args.losses)
     square = Square(queries=args.queries)
     grads_per_image = args.steps * args.restarts * len(args.losses)
-    reps = max(1, grads_per_image // 4)  # bare variants run long enough to time
 
-    def bare_fwd_bwd() -> int:
-        for _ in range(reps):
+    def bare_fwd_bwd() -> int:  # as many passes as PGD makes, so both see the same load from other processes
+        for _ in range(grads_per_image):
             xx = x.clone().requires_grad_(True)
             torch.autograd.grad(F.cross_entropy(model(xx), y), xx)
-        return args.batch * reps
+        return args.batch * grads_per_image
 
     def attack_pgd() -> int:
         pgd(model, x, y, args.eps)
@@ -75,9 +74,9 @@ def main() -> None:
 
     def bare_fwd() -> int:
         with torch.no_grad():
-            for _ in range(reps):
+            for _ in range(args.queries):
                 model(x)
-        return args.batch * reps
+        return args.batch * args.queries
 
     def attack_square() -> int:
         square(model, x, y, args.eps)
