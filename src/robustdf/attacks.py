@@ -319,7 +319,7 @@ def quantize_8bit(x_adv: torch.Tensor, clean_u8: torch.Tensor, eps: float) -> to
     return d.clamp_(-levels, levels).to(torch.int8)
 
 
-def run_attack(model: nn.Module, attack: FGSM | PGD | APGD | Square, images_u8: torch.Tensor, labels: torch.Tensor,
+def run_attack(model: nn.Module, attack: FGSM | PGD | APGD, images_u8: torch.Tensor, labels: torch.Tensor,
                eps_list: list[float], batch_size: int, device: torch.device, quantize: bool) -> torch.Tensor:
     """Attack every image at every eps; returns deltas (E, N, 3, H, W): float32, or int8 levels if ``quantize``."""
     from tqdm import tqdm
