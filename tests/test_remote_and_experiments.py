@@ -13,7 +13,8 @@ import yaml
 from conftest import dvc
 from test_pipeline import ran_stages
 
-CACHED_OUTS = ["data/sample", "data/frames", "data/split", "data/balanced", "data/models/baseline-0", "data/models/gr-0",
+CACHED_OUTS = ["data/sample", "data/frames", "data/split", "data/balanced", "data/models/baseline-0",
+               "data/models/gr-0",
                *[f"data/attacks/{m}-0/{a}" for m in ("baseline", "gr") for a in ("fgsm", "pgd", "apgd", "square")]]
 
 
@@ -86,7 +87,8 @@ def test_unreachable_remote_is_a_clear_error_and_deletes_nothing(pipeline_copy: 
 
 def test_exp_run_on_attack_param_reuses_training(pipeline_copy: Path):
     res = dvc("exp", "run", "-n", "pgd3", "-S", "attack.pgd.steps=3", cwd=pipeline_copy)
-    assert ran_stages(res.stdout) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "evaluate"}, res.stdout
+    expected = {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "evaluate"}
+    assert ran_stages(res.stdout) == expected, res.stdout
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=pipeline_copy).stdout)
     assert all(k.split(".")[0] in ("baseline", "gr", "gr_minus_baseline", "checks") for f in diff.values() for k in f)
     plots = json.loads(dvc("plots", "diff", "--json", cwd=pipeline_copy).stdout)

@@ -65,7 +65,8 @@ class ArtifactWriter:
     def close(self) -> None:
         self.fh.close()
         if self.written != self.shape[0] * self.shape[1]:
-            raise RuntimeError(f"artifact {self.folder}: wrote {self.written} of {self.shape[0] * self.shape[1]} frames")
+            expected = self.shape[0] * self.shape[1]
+            raise RuntimeError(f"artifact {self.folder}: wrote {self.written} of {expected} frames")
         (self.folder / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
 
 

@@ -185,7 +185,8 @@ def evaluate_all(results: list[ModelResult], ts: TestSet, ev: Any, eps_list: lis
             "by_method": {c: by_method(ts, res.scores[c], ev.threshold)
                           for c in ["clean", *[f"worst_{eps_key(e)}" for e in eps_list]]},
             "why": {q: float(np.median(v)) for q, v in res.why.items()},
-            "sanity": sanity_checks(conds, eps_list, attacks, sanity_eps, ev.sanity_tolerance, ev.max_acc_at_sanity_eps),
+            "sanity": sanity_checks(conds, eps_list, attacks, sanity_eps, ev.sanity_tolerance,
+                                    ev.max_acc_at_sanity_eps),
             "vanished": res.vanished,
         }
     by_seed = {(r.variant, r.seed): r for r in results}

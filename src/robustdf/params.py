@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection")
 REAL_SOURCES = ("youtube", "actors")
 SPLITS = ("train", "val", "test")
 ATTACKS = ("fgsm", "pgd", "apgd", "square")
+LOSSES = ("ce", "margin")  # attack losses; DLR needs >= 3 classes, for two the margin takes its role
 MODELS = ("baseline", "gr")
 
 
@@ -216,15 +217,44 @@ class FGSMParams(Strict):
     pass
 
 
-class PGDParams(Strict):
+class _MultiRun(Strict):
+    """Restarts and losses of an iterative attack: every (restart, loss) run, worst case per image kept."""
+
+    restarts: int = Field(1, ge=1)
+    losses: list[str] = ["ce"]
+
+    @field_validator("losses")
+    @classmethod
+    def _losses(cls, v: list[str]) -> list[str]:
+        unknown = [name for name in v if name not in LOSSES]
+        if not v or unknown or len(set(v)) != len(v):
+            raise ValueError(f"losses must be a non-empty list without repeats from {list(LOSSES)}"
+                             + (f"; unknown: {unknown}" if unknown else ""))
+        return v
+
+
+class PGDParams(_MultiRun):
     steps: int = Field(10, ge=1)
     rel_step_size: float = Field(0.25, gt=0, le=1.0)
     random_start: bool = True
+    losses: list[str] = ["ce", "margin"]
+
+    @model_validator(mode="after")
+    def _restarts_need_random_start(self) -> PGDParams:
+        if self.restarts > 1 and not self.random_start:
+            raise ValueError(f"restarts = {self.restarts} needs random_start: true (else every restart is the same)")
+        return self
 
 
-class APGDParams(Strict):
+class APGDParams(_MultiRun):
     steps: int = Field(10, ge=1)
     rho: float = Field(0.75, gt=0, lt=1)
+
+
+class SquareParams(Strict):
+    queries: int = Field(100, ge=1)
+    p_init: float = Field(0.05, gt=0, le=1)
+    restarts: int = Field(1, ge=1)
 
 
 class AttackParams(Strict):
@@ -239,6 +269,7 @@ class AttackParams(Strict):
     fgsm: FGSMParams = FGSMParams()
     pgd: PGDParams = PGDParams()
     apgd: APGDParams = APGDParams()
+    square: SquareParams = SquareParams()
 
     @field_validator("eps", mode="before")
     @classmethod

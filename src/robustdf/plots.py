@@ -80,7 +80,8 @@ def per_method(details: dict[str, Any], path: Path) -> None:
     methods = list(models[0]["by_method"]["clean"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     width = 0.38
-    for ax, cond, title in ((axes[0], "clean", "clean"), (axes[1], largest, f"robust at {eps_key(details['eps'][-1])}")):
+    panels = ((axes[0], "clean", "clean"), (axes[1], largest, f"robust at {eps_key(details['eps'][-1])}"))
+    for ax, cond, title in panels:
         for k, v in enumerate(COLOURS):
             vals = np.array([[m["by_method"][cond][meth]["bacc"] for meth in methods] for m in models
                              if m["variant"] == v])

@@ -79,8 +79,9 @@ def why_lines(head: dict[str, Any], details: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|"]
     for q in QUANTITIES:
         b, g, d = details["variants"]["baseline"]["why"][q], details["variants"]["gr"]["why"][q], pw[q]
+        finding = "yes" if d["finding"] else "no"
         lines.append(f"| {WHY_NAMES[q]} | {_num(b['mean'])} | {_num(g['mean'])} | {_num(d['diff'])} "
-                     f"[{_num(d['lo'])}, {_num(d['hi'])}] | {d['more_robust_when']} | {'yes' if d['finding'] else 'no'} |")
+                     f"[{_num(d['lo'])}, {_num(d['hi'])}] | {d['more_robust_when']} | {finding} |")
     robust = [k for k, d in head["gr_minus_baseline"].items() if k.startswith("robust_") and not _nan(d["diff"])
               and (d["lo"] > 0 or d["hi"] < 0)]
     differ = [q for q in QUANTITIES if pw[q]["finding"]]

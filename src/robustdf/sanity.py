@@ -51,9 +51,9 @@ def sanity_checks(metrics: dict[str, Any], eps_list: list[float], attacks: list[
     fails = []
     for a in [*attacks, "worst"]:
         vals = [_bacc(metrics, f"{a}_{k}") for k in keys]
-        for (k0, v0), (k1, v1) in zip(zip(keys, vals), list(zip(keys, vals))[1:]):
-            if v1 > v0 + tolerance:
-                fails.append(f"{a}: {v1:.3f} at {k1} > {v0:.3f} at {k0}")
+        for i in range(1, len(keys)):
+            if vals[i] > vals[i - 1] + tolerance:
+                fails.append(f"{a}: {vals[i]:.3f} at {keys[i]} > {vals[i - 1]:.3f} at {keys[i - 1]}")
     out.append(_check("monotone_in_eps", fails, True))
 
     fails, ran = [], "fgsm" in attacks and any(a in attacks for a in ("pgd", "apgd"))
@@ -81,6 +81,7 @@ def sanity_checks(metrics: dict[str, Any], eps_list: list[float], attacks: list[
     ran = cond in metrics
     fails = []
     if ran and metrics[cond]["acc"] > max_acc_at_sanity_eps:
-        fails.append(f"accuracy {metrics[cond]['acc']:.3f} > {max_acc_at_sanity_eps} under PGD at {eps_key(sanity_eps)}")
+        acc = metrics[cond]["acc"]
+        fails.append(f"accuracy {acc:.3f} > {max_acc_at_sanity_eps} under PGD at {eps_key(sanity_eps)}")
     out.append(_check("breaks_at_large_eps", fails, ran))
     return out

@@ -154,7 +154,8 @@ def train(p: TrainParams, variant: str, seed: int, train_rows: list[dict[str, An
                    "val/acc": val["acc"], "lr": sched.get_last_lr()[0]}
             if gr is not None:
                 row["train/grad_s_norm"] = float(np.mean(norms))
-            log.info("[train@%s-%d] epoch %d %s", variant, seed, epoch + 1, " ".join(f"{k}={v:.4f}" for k, v in row.items()))
+            log.info("[train@%s-%d] epoch %d %s", variant, seed, epoch + 1,
+                     " ".join(f"{k}={v:.4f}" for k, v in row.items()))
             if live is not None:
                 for k, v in row.items():
                     live.log_metric(k, v)
