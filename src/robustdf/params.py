@@ -303,7 +303,7 @@ class EvaluateParams(Strict):
     ci: float = Field(0.95, gt=0.5, lt=1.0)
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     batch_size: int = Field(128, ge=1)
-    min_val_auc: float = Field(0.7, ge=0.5, le=1.0)  # below: the model did not learn; flagged, not compared
+    min_val_auc: float = Field(0.7, ge=0.0, le=1.0)  # below: the model did not learn; flagged, not compared
     sanity_tolerance: float = Field(0.02, ge=0.0, le=1.0)  # balanced-accuracy slack of the attack sanity checks
     max_acc_at_sanity_eps: float = Field(0.05, ge=0.0, le=1.0)
     cpu_threads: int = Field(2, ge=1, le=256)

@@ -73,9 +73,7 @@ def metric_vs_eps(details: dict[str, Any], metric: str, path: Path, prefix: str 
 
 def per_method(details: dict[str, Any], path: Path) -> None:
     """Balanced accuracy per manipulation method: clean and the worst case at the largest eps."""
-    models = [m for m in details["models"].values() if not m["degenerate"]]
-    if not models:
-        return
+    models = [m for m in details["models"].values() if not m["degenerate"]] or list(details["models"].values())
     largest = f"worst_{eps_key(details['eps'][-1])}"
     methods = list(models[0]["by_method"]["clean"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
