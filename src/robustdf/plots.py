@@ -42,7 +42,7 @@ def _band(ax: Any, x: list[float], stats: list[dict[str, float]], variant: str) 
 def _eps_axis(ax: Any, xs: list[float]) -> None:
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{x:g}" for x in xs])
-    ax.set_xlabel("eps x 255 (L-inf radius in 8-bit levels; 0 = clean)")
+    ax.set_xlabel("eps x 255")
 
 
 def _stat(details: dict[str, Any], variant: str, cond: str, metric: str) -> dict[str, float]:
@@ -68,6 +68,9 @@ def metric_vs_eps(details: dict[str, Any], metric: str, path: Path, prefix: str 
         _eps_axis(ax, xs if metric != "asr" else xs[1:])
     axes[0][0].set_ylabel(("robust " if metric != "asr" else "") + METRIC_LABELS[metric])
     axes[0][0].legend(fontsize=7, loc="lower left")
+    what = "the other variant's examples replayed (black box)" if prefix else "white-box, each model attacked"
+    fig.suptitle(f"{METRIC_LABELS[metric]} vs L-inf radius eps (in 8-bit levels; 0 = clean), {what}; "
+                 "line: mean over seeds, band: min-max over seeds", fontsize=9)
     _save(fig, path)
 
 
@@ -94,7 +97,8 @@ def per_method(details: dict[str, Any], path: Path) -> None:
         ax.set_xticklabels(methods, rotation=20, fontsize=8)
         ax.set_title(title)
         ax.set_ylim(0, 1.02)
-    axes[0].set_ylabel("balanced accuracy (reals + that method's fakes)")
+    axes[0].set_ylabel("balanced accuracy")
+    fig.suptitle("per manipulation method (its fakes + all reals): mean over seeds, bars: min-max", fontsize=9)
     axes[0].legend(fontsize=7)
     _save(fig, path)
 
@@ -112,13 +116,16 @@ def learning_curves(curves: dict[str, dict[str, list[float]]], variants: dict[st
             n = min(len(r) for r in runs)
             arr = np.array([r[:n] for r in runs])
             x = np.arange(1, n + 1)
-            ax.plot(x, arr.mean(0), color=COLOURS[v], label=LABELS[v])
+            ax.plot(x, arr.mean(0), "o-", ms=3, color=COLOURS[v], label=LABELS[v])
             ax.fill_between(x, arr.min(0), arr.max(0), color=COLOURS[v], alpha=0.2, linewidth=0)
         if key == "val/auc":
             ax.axhline(0.5, ls=":", color="grey", label="chance")
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(label)
     axes[0].legend(fontsize=7)
+    fig.suptitle("learning curves: line = mean over seeds, band = min-max over seeds (checkpoint chosen on val AUC)",
+                 fontsize=9)
     _save(fig, path)
 
 
@@ -134,9 +141,10 @@ def why(details: dict[str, Any], per_frame: dict[str, dict[str, np.ndarray]], pa
             patch.set_alpha(0.5)
         ax.set_xticks(range(1, len(names) + 1))
         ax.set_xticklabels(names, rotation=45, fontsize=7)
-        ax.set_title(WHY_NAMES[q], fontsize=9)
+        ax.set_title(WHY_NAMES[q], fontsize=8)
         if q in ("input_grad_l1", "grad_s_norm"):
             ax.set_yscale("log")
+    fig.suptitle("explanatory quantities on clean test frames, per model (boxes: quartiles)", fontsize=9)
     _save(fig, path)
 
 
@@ -152,6 +160,7 @@ def roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], variants: dict[str, st
     ax.set_xlabel("false positive rate (reals called fake)")
     ax.set_ylabel("true positive rate (fakes called fake)")
     ax.legend(fontsize=7)
+    ax.set_title("ROC on clean test frames (one line per seed)", fontsize=9)
     _save(fig, path)
 
 
