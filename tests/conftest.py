@@ -125,3 +125,24 @@ def tiny_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sample") / "ffpp"
     make_sample(root, validate_group("make_sample", tiny_params()["make_sample"]))
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_small_model():
+    """A small CNN trained to separate bright-centre 'fakes' from 'reals'."""
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(256, 3, 12, 12, generator=g) * 0.6
+    y = torch.randint(0, 2, (256,), generator=g)
+    x[y == 1, :, 4:8, 4:8] += 0.15
+    torch.manual_seed(0)  # before the layers: their initialisation must not depend on which tests ran first
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 2))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval(), x[:128], y[:128]
