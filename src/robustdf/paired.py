@@ -28,7 +28,7 @@ def paired_seed_difference(y: np.ndarray, video: np.ndarray, a: Sequence[np.ndar
     if len(a) != len(b) or not a:
         raise ValueError(f"need the same positive number of seeds per model, got {len(a)} and {len(b)}")
     per_seed = [stat(y, bs) - stat(y, as_) for as_, bs in zip(a, b, strict=True)]
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 1])  # a stream of its own, independent of the video resamples
     reps = []
     for pick in video_resamples(video, n_boot, seed):
         seeds = rng.integers(0, len(a), len(a))
