@@ -38,4 +38,6 @@ lint: install
 bench: install
 	$(RUN) $(PY) bench/train_step.py
 	$(RUN) $(PY) bench/extract.py
+	$(RUN) $(PY) bench/extract_reuse.py
 	$(RUN) $(PY) bench/attack.py
+	$(RUN) $(PY) bench/attack_convergence.py  # needs the default run's models (make repro)
