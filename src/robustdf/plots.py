@@ -75,13 +75,14 @@ def metric_vs_eps(details: dict[str, Any], metric: str, path: Path, prefix: str 
 
 
 def per_method(details: dict[str, Any], path: Path) -> None:
-    """Balanced accuracy per manipulation method: clean and the worst case at the largest eps."""
+    """Balanced accuracy per manipulation method: clean and the worst case at the smallest eps (larger ones
+    usually leave nothing to compare)."""
     models = [m for m in details["models"].values() if not m["degenerate"]] or list(details["models"].values())
-    largest = f"worst_{eps_key(details['eps'][-1])}"
+    smallest = f"worst_{eps_key(details['eps'][0])}"
     methods = list(models[0]["by_method"]["clean"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     width = 0.38
-    panels = ((axes[0], "clean", "clean"), (axes[1], largest, f"robust at {eps_key(details['eps'][-1])}"))
+    panels = ((axes[0], "clean", "clean"), (axes[1], smallest, f"robust at {eps_key(details['eps'][0])}"))
     for ax, cond, title in panels:
         for k, v in enumerate(COLOURS):
             vals = np.array([[m["by_method"][cond][meth]["bacc"] for meth in methods] for m in models

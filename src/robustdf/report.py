@@ -163,15 +163,15 @@ def render(head: dict[str, Any], details: dict[str, Any], context: dict[str, Any
         d = details["paired"].get(cond, {}).get("bacc")
         cells.append(f"{_pts(d['diff'])} [{_pts(d['lo'])}, {_pts(d['hi'])}]" if d else "n/a")
         lines.append(f"| {cond} | " + " | ".join(cells) + " |")
-    largest = f"worst_{eps_key(details['eps'][-1])}"
-    lines += ["", f"## Per manipulation method (balanced accuracy, across-seed mean; clean and {largest})", "",
+    smallest = f"worst_{eps_key(details['eps'][0])}"
+    lines += ["", f"## Per manipulation method (balanced accuracy, across-seed mean; clean and {smallest})", "",
               "| method | baseline clean | GR clean | baseline robust | GR robust |", "|---|---|---|---|---|"]
     by_variant = {v: [m for m in details["models"].values() if m["variant"] == v and not m["degenerate"]]
                   for v in ("baseline", "gr")}
     methods = list(next(iter(details["models"].values()))["by_method"]["clean"])
     for meth in methods:
         cells = []
-        for cond in ("clean", largest):
+        for cond in ("clean", smallest):
             for v in ("baseline", "gr"):
                 vals = [m["by_method"][cond][meth]["bacc"] for m in by_variant[v]]
                 cells.append(_pct(sum(vals) / len(vals)) if vals else "n/a")
