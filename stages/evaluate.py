@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sklearn.metrics import roc_curve
 
-from robustdf.evaluation import VARIANTS, curve_tables, evaluate_all, load_test_set, read_curves, score_model
+from robustdf.evaluation import (VARIANTS, curve_tables, evaluate_all, headline, load_test_set, read_curves,
+                                 score_model)
 from robustdf.manifest import read_rows
 from robustdf.model import load_checkpoint
 from robustdf.params import GRVariant, load_group
@@ -55,14 +56,16 @@ def main() -> None:
                 fpr, tpr, _ = roc_curve(ts.y, res.scores["clean"])
                 rocs[name] = (fpr, tpr)
     with run.timed("metrics+bootstrap"):
-        head, details = evaluate_all(results, ts, p, ap_.eps, ap_.attacks, ap_.sanity_eps)
+        details = evaluate_all(results, ts, p, ap_.eps, ap_.attacks, ap_.sanity_eps)
     context = {"n_frames": len(ts.y), "n_videos": n_videos, "n_real_videos": n_real,
                "n_fake_videos": n_videos - n_real, "n_bootstrap": p.n_bootstrap, "heldout_methods": ts.heldout}
     details.update(context=context, ci=p.ci, min_val_auc=p.min_val_auc)
+    metrics, verdict = headline(details)
     with atomic_dir(args.out) as tmp:
-        write_json(tmp / "metrics.json", head)
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "verdict.json", verdict)
         write_json(tmp / "details.json", details)
-        (tmp / "report.md").write_text(render(head, details, context))
+        (tmp / "report.md").write_text(render(details, context))
         (tmp / "plots").mkdir()
         for attack, table in curve_tables(details).items():
             write_csv(tmp / "plots" / f"{attack}.csv", table)
@@ -70,7 +73,7 @@ def main() -> None:
             pngs = write_all(details, curves, rocs, {r.name: r.why for r in results}, tmp / "plots")
     run.count(models=len(results), valid_seeds=details["valid_seeds"], degenerate=details["degenerate"],
               plots=len(pngs), cpu_threads=p.cpu_threads)
-    run.wrote(args.out, "(metrics.json, details.json, report.md, plots/)")
+    run.wrote(args.out, "(metrics.json, verdict.json, details.json, report.md, plots/)")
     run.save(Path(args.out))
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustdf.evaluation import ModelResult, TestSet, evaluate_all, worst_case
+from robustdf.evaluation import ModelResult, TestSet, evaluate_all, headline, worst_case
 from robustdf.explain import why_quantities
 from robustdf.paired import paired_seed_difference
 from robustdf.params import validate_group
@@ -69,13 +69,25 @@ def test_a_model_that_did_not_learn_is_flagged_and_left_out(tiny_test_set_meta):
         _result("gr-1", "gr", 1, 0.96, y, rng, 0.8, attacks, eps),
     ]
     ts = TestSet(None, y, video, np.where(y == 1, "Deepfakes", "youtube"))  # type: ignore[arg-type]
-    head, details = evaluate_all(results, ts, ev, [2 / 255, 4 / 255], attacks, 32 / 255)
+    details = evaluate_all(results, ts, ev, [2 / 255, 4 / 255], attacks, 32 / 255)
+    metrics, verdict = headline(details)
     assert details["degenerate"] == ["baseline-1"]
     assert details["valid_seeds"] == [0]  # the constant model's seed is not compared
-    assert head["checks"]["degenerate_models"] == 1
+    assert verdict["checks"]["degenerate_models"] == 1 and metrics["flags"] >= 1
+    # the registered headline: per variant, percent, short keys (columns of `dvc exp show`)
+    assert set(metrics) == {"base", "gr", "flags"}
+    for v in ("base", "gr"):
+        assert list(metrics[v]) == ["auc", "bacc", "rob2", "rob4"]
+        assert all(0.0 <= x <= 100.0 for x in metrics[v].values()), metrics[v]
+    assert metrics["gr"]["auc"] == round(100 * details["variants"]["gr"]["clean"]["auc"]["mean"], 2)
+    # the verdict: paired differences in points with bounds; a finding exactly when the interval excludes 0
+    for key, cond, m in [("auc", "clean", "auc"), ("bacc", "clean", "bacc"), ("rob2", "worst_eps2", "bacc")]:
+        d, p = verdict[key], details["paired"][cond][m]
+        assert d["diff"] == round(100 * p["diff"], 2) and d["lo"] <= d["diff"] <= d["hi"]
+        assert d["finding"] == (p["lo"] > 0 or p["hi"] < 0)
     assert details["models"]["baseline-1"]["conditions"]["clean"]["bacc"] == 0.5  # constant -> chance
     details.update(ci=ev.ci, min_val_auc=ev.min_val_auc)
-    report = render(head, details, tiny_test_set_meta)
+    report = render(details, tiny_test_set_meta)
     assert report.index("did not learn") < report.index("## Verdict")
 
 

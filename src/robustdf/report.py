@@ -7,11 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from robustdf.evaluation import HeadlineRow, headline_rows
 from robustdf.explain import NAMES as WHY_NAMES
 from robustdf.explain import QUANTITIES
 from robustdf.sanity import eps_key
-
-NAMES = {"clean_auc": "clean AUC", "clean_bacc": "clean balanced accuracy"}
 
 
 def _nan(v: Any) -> bool:
@@ -30,27 +29,29 @@ def _num(v: Any) -> str:
     return "n/a" if _nan(v) else f"{v:.3g}"
 
 
-def metric_name(key: str) -> str:
-    if key in NAMES:
-        return NAMES[key]
-    return f"robust balanced accuracy at eps {key.removeprefix('robust_bacc_eps').replace('p', '.')}/255"
+def _findings(details: dict[str, Any]) -> list[tuple[HeadlineRow, dict[str, Any]]]:
+    """Each headline quantity with its seed-paired GR - baseline difference (where measured)."""
+    rows = [(r, details["paired"].get(r.condition, {}).get(r.metric)) for r in headline_rows(details["eps"])]
+    return [(r, d) for r, d in rows if d and not _nan(d["diff"])]
 
 
-def verdict_lines(head: dict[str, Any], details: dict[str, Any]) -> list[str]:
+def _excludes_zero(d: dict[str, Any]) -> bool:
+    return d["lo"] > 0 or d["hi"] < 0
+
+
+def verdict_lines(details: dict[str, Any]) -> list[str]:
     """One sentence per headline comparison: a finding only when its interval excludes zero."""
     n = len(details["valid_seeds"])
     if n == 0:
         return ["**No verdict**: no seed has a baseline and a GR model that both learned (see the warnings above)."]
     out = []
-    for key, d in head["gr_minus_baseline"].items():
-        if _nan(d["diff"]):
-            continue
+    for row, d in _findings(details):
         interval = f"{_pts(d['diff'])} points, {int(100 * details['ci'])}% interval [{_pts(d['lo'])}, {_pts(d['hi'])}]"
-        if d["lo"] > 0 or d["hi"] < 0:
+        if _excludes_zero(d):
             word = "higher" if d["diff"] > 0 else "lower"
-            out.append(f"- **{metric_name(key)}: GR is {word}** ({interval}; {n} seeds x test videos).")
+            out.append(f"- **{row.name}: GR is {word}** ({interval}; {n} seeds x test videos).")
         else:
-            out.append(f"- {metric_name(key)}: the data do not show a difference ({interval}).")
+            out.append(f"- {row.name}: the data do not show a difference ({interval}).")
     return out
 
 
@@ -69,7 +70,7 @@ def warning_lines(details: dict[str, Any]) -> list[str]:
     return out
 
 
-def why_lines(head: dict[str, Any], details: dict[str, Any]) -> list[str]:
+def why_lines(details: dict[str, Any]) -> list[str]:
     """A table of the explanatory quantities and a paragraph generated from which of them differ."""
     pw = details["paired_why"]
     if not pw:
@@ -82,8 +83,7 @@ def why_lines(head: dict[str, Any], details: dict[str, Any]) -> list[str]:
         finding = "yes" if d["finding"] else "no"
         lines.append(f"| {WHY_NAMES[q]} | {_num(b['mean'])} | {_num(g['mean'])} | {_num(d['diff'])} "
                      f"[{_num(d['lo'])}, {_num(d['hi'])}] | {d['more_robust_when']} | {finding} |")
-    robust = [k for k, d in head["gr_minus_baseline"].items() if k.startswith("robust_") and not _nan(d["diff"])
-              and (d["lo"] > 0 or d["hi"] < 0)]
+    robust = [(r, d) for r, d in _findings(details) if r.condition.startswith("worst_") and _excludes_zero(d)]
     differ = [q for q in QUANTITIES if pw[q]["finding"]]
     consistent = [q for q in differ if (pw[q]["diff"] < 0) == (pw[q]["more_robust_when"] == "lower")]
     lines.append("")
@@ -93,8 +93,8 @@ def why_lines(head: dict[str, Any], details: dict[str, Any]) -> list[str]:
                  else ", and neither do the measured quantities.")
         lines.append(text)
         return lines
-    sign = "more" if head["gr_minus_baseline"][robust[0]]["diff"] > 0 else "less"
-    text = f"GR is {sign} robust ({', '.join(metric_name(k) for k in robust)})."
+    sign = "more" if robust[0][1]["diff"] > 0 else "less"
+    text = f"GR is {sign} robust ({', '.join(r.name for r, _ in robust)})."
     if not differ:
         text += " None of the measured quantities differs, so they do not explain it."
     else:
@@ -116,7 +116,7 @@ def why_lines(head: dict[str, Any], details: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(head: dict[str, Any], details: dict[str, Any], context: dict[str, Any]) -> str:
+def render(details: dict[str, Any], context: dict[str, Any]) -> str:
     seeds, valid = details["seeds"], details["valid_seeds"]
     lines = ["# Baseline vs gradient regularization (GR): accuracy and robustness", ""]
     lines += warning_lines(details)
@@ -129,7 +129,7 @@ def render(head: dict[str, Any], details: dict[str, Any], context: dict[str, Any
         f"all of them. Intervals: {int(100 * details['ci'])}% hierarchical bootstrap over seeds and test videos "
         f"({context['n_bootstrap']} resamples). Balanced accuracy = mean of the recall on fakes and on reals. "
         "Percentages and points.", "", "## Verdict", ""]
-    lines += verdict_lines(head, details)
+    lines += verdict_lines(details)
     lines += ["", "## Sanity checks of the attacks", "",
               "| check | " + " | ".join(details["models"]) + " | undermines |",
               "|---" * (len(details["models"]) + 2) + "|"]
@@ -139,7 +139,7 @@ def render(head: dict[str, Any], details: dict[str, Any], context: dict[str, Any
                  for m in details["models"].values()]
         undermines = next(iter(details["models"].values()))["sanity"][i]["undermines"]
         lines.append(f"| {c} | " + " | ".join(cells) + f" | {undermines} |")
-    lines += ["", "## Why: measured", ""] + why_lines(head, details)
+    lines += ["", "## Why: measured", ""] + why_lines(details)
     robust_keys = [f"worst_{eps_key(e)}" for e in details["eps"]]
     lines += ["", "## Per seed", "", "| model | val AUC | clean AUC | clean bacc | "
               + " | ".join(f"robust bacc {k.removeprefix('worst_')}" for k in robust_keys) + " | learned |",
