@@ -51,8 +51,10 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def sh(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    res = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)
+def sh(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900,
+       env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, cwd=cwd, env={**tool_env(), **(env or {})}, capture_output=True, text=True,
+                         timeout=timeout)
     if check and res.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-5000:]}")
     return res

@@ -4,14 +4,15 @@ import hashlib
 import json
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import dvc
-from test_pipeline import ran_stages
+from conftest import dvc, sh
+from test_pipeline import ATTACKS, ran_stages
 
 CACHED_OUTS = ["data/sample", "data/frames", "data/split", "data/balanced", "data/models/baseline-0",
                "data/models/gr-0",
@@ -87,20 +88,26 @@ def test_unreachable_remote_is_a_clear_error_and_deletes_nothing(pipeline_copy: 
 
 def test_readme_experiment_commands_do_what_the_readme_says(pipeline_copy: Path, tmp_path: Path):
     """`dvc exp run -S`, `exp show --only-changed`, `metrics diff` and `plots diff HEAD <exp>`, as in the README."""
-    res = dvc("exp", "run", "-n", "pgd3", "-S", "attack.pgd.steps=3", cwd=pipeline_copy)
-    expected = {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "evaluate"}
-    assert ran_stages(res.stdout) == expected, res.stdout  # training is reused
+    res = dvc("exp", "run", "-n", "alpha08", "-S", "train.gr.alpha=0.8", cwd=pipeline_copy)
+    expected = {"check_params", "train@gr-0", *(f"attack@gr-0-{a}" for a in ATTACKS), "evaluate"}
+    assert ran_stages(res.stdout) == expected, res.stdout  # the baseline is reused
     diff = json.loads(dvc("metrics", "diff", "HEAD", "--json", cwd=pipeline_copy).stdout)
-    rows = [k for f in diff.values() for k in f]
-    assert len(rows) <= 30 and all(k.split(".")[0] in ("baseline", "gr", "gr_minus_baseline", "checks") for k in rows)
-    table = dvc("exp", "show", "--only-changed", "--csv", cwd=pipeline_copy).stdout.splitlines()
-    header = table[0].split(",")
-    assert "attack.pgd.steps" in header and len(header) <= 40, header  # headline metrics only
-    assert any(line.startswith("pgd3,") for line in table), table
+    assert list(diff) == ["data/evaluate/metrics.json"], diff  # only the headline is registered
+    rows = list(diff["data/evaluate/metrics.json"])
+    assert rows and all(k.split(".")[0] in ("base", "gr", "flags") for k in rows), rows
+    verdict = json.loads(dvc("metrics", "diff", "HEAD", "--targets", "data/evaluate/verdict.json", "--json",
+                             cwd=pipeline_copy).stdout)
+    assert "auc.diff" in verdict["data/evaluate/verdict.json"], verdict
+    # the README's table command, rendered as in a 160-column terminal: nothing elided, nothing wider
+    table = sh([sys.executable, "-m", "dvc", "exp", "show", "--only-changed", "--drop", "Created|.*/", "--no-pager"],
+               pipeline_copy, env={"COLUMNS": "160"}).stdout
+    lines = [line for line in table.splitlines() if line.strip()]
+    assert "alpha08" in table and "train.gr.alpha" in table and "gr.auc" in table, table
+    assert "…" not in table and max(len(line) for line in lines) <= 160, table
     out = tmp_path / "plots"
-    dvc("plots", "diff", "HEAD", "pgd3", "-o", str(out), cwd=pipeline_copy)
+    dvc("plots", "diff", "HEAD", "alpha08", "-o", str(out), cwd=pipeline_copy)
     page = (out / "index.html").read_text()
-    assert "HEAD_" in page and "pgd3_" in page  # both revisions' images, side by side
+    assert "HEAD_" in page and "alpha08_" in page  # both revisions' images, side by side
 
 
 def test_queued_grid_runs_two_experiments(pipeline_copy: Path):
