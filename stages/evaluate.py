@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sklearn.metrics import roc_curve
 
-from robustdf.evaluation import (VARIANTS, curve_tables, evaluate_all, headline, load_test_set, read_curves,
-                                 score_model)
-from robustdf.manifest import read_rows
+from robustdf.evaluation import VARIANTS, curve_tables, evaluate_all, load_test_set, read_curves, score_model
+from robustdf.headline import headline
+from robustdf.manifest import face_share_by_method, read_rows
 from robustdf.model import load_checkpoint
 from robustdf.params import GRVariant, load_group
 from robustdf.plots import write_all
@@ -37,7 +37,8 @@ def main() -> None:
     run = StageRun("evaluate")
     set_cpu_threads(p.cpu_threads)
     device = pick_device("auto")
-    ts = load_test_set(read_rows(Path(args.data) / "manifest.csv"), args.frames)
+    rows = read_rows(Path(args.data) / "manifest.csv")
+    ts = load_test_set(rows, args.frames)
     n_videos, n_real = len(set(ts.video)), len(set(ts.video[ts.y == 0]))
     run.read(Path(args.data) / "manifest.csv", f"({n_videos} test videos, {len(ts.y)} frames)")
     gr = tp.gr if isinstance(tp.gr, GRVariant) else GRVariant(regularizer="gr")  # where the why is measured
@@ -58,7 +59,9 @@ def main() -> None:
     with run.timed("metrics+bootstrap"):
         details = evaluate_all(results, ts, p, ap_.eps, ap_.attacks, ap_.sanity_eps)
     context = {"n_frames": len(ts.y), "n_videos": n_videos, "n_real_videos": n_real,
-               "n_fake_videos": n_videos - n_real, "n_bootstrap": p.n_bootstrap, "heldout_methods": ts.heldout}
+               "n_fake_videos": n_videos - n_real, "n_bootstrap": p.n_bootstrap, "heldout_methods": ts.heldout,
+               "face_share": face_share_by_method([r for r in rows if not r.get("copy")]),
+               "low_face_videos": sorted(r["key"] for r in rows if r.get("low_face") and not r.get("copy"))}
     details.update(context=context, ci=p.ci, min_val_auc=p.min_val_auc)
     metrics, verdict = headline(details)
     with atomic_dir(args.out) as tmp:

@@ -9,9 +9,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from robustdf.extraction import apply_face_policy, extract_all, face_share_by_method, prune, split_results
+from robustdf.extraction import apply_face_policy, extract_all, prune, split_results
 from robustdf.ffpp import discover
-from robustdf.manifest import counts, write_rows
+from robustdf.manifest import counts, face_share_by_method, write_rows
 from robustdf.params import load_group
 from robustdf.runtime import StageRun, log, main_guard
 

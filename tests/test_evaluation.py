@@ -5,8 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from robustdf.evaluation import ModelResult, TestSet, evaluate_all, headline, worst_case
+from robustdf.evaluation import ModelResult, TestSet, evaluate_all, worst_case
+from robustdf.headline import headline
 from robustdf.explain import why_quantities
+from robustdf.manifest import face_share_by_method
 from robustdf.paired import paired_seed_difference
 from robustdf.params import validate_group
 from robustdf.report import render
@@ -89,6 +91,13 @@ def test_a_model_that_did_not_learn_is_flagged_and_left_out(tiny_test_set_meta):
     details.update(ci=ev.ci, min_val_auc=ev.min_val_auc)
     report = render(details, tiny_test_set_meta)
     assert report.index("did not learn") < report.index("## Verdict")
+    assert "Face crop off" in report  # no face shares in the context: whole frames, said so
+    rows = [{"method": "original", "face_share": 1.0}, {"method": "original", "face_share": 0.5},
+            {"method": "Deepfakes", "face_share": 0.25}, {"method": "Face2Face", "face_share": ""}]
+    faces = {**tiny_test_set_meta, "face_share": face_share_by_method(rows), "low_face_videos": ["Deepfakes/000_003"]}
+    report = render(details, faces)
+    assert "| original | 75.0% |" in report and "| Deepfakes | 25.0% |" in report and "Face2Face" not in report
+    assert report.index("1 videos kept with few detected faces") < report.index("## Verdict")
 
 
 @pytest.fixture

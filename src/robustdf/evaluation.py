@@ -221,57 +221,6 @@ def evaluate_all(results: list[ModelResult], ts: TestSet, ev: Any, eps_list: lis
     return details
 
 
-@dataclass(frozen=True)
-class HeadlineRow:
-    """One headline quantity: its short key (a `dvc exp show` column), where it comes from, a readable name."""
-
-    key: str
-    condition: str
-    metric: str
-    name: str
-
-
-def headline_rows(eps_list: list[float]) -> list[HeadlineRow]:
-    """Clean AUC and balanced accuracy, then robust balanced accuracy (worst case over attacks) per eps."""
-    rows = [HeadlineRow("auc", "clean", "auc", "clean AUC"),
-            HeadlineRow("bacc", "clean", "bacc", "clean balanced accuracy")]
-    for e in eps_list:
-        k = eps_key(e).removeprefix("eps")
-        rows.append(HeadlineRow(f"rob{k}", f"worst_{eps_key(e)}", "bacc",
-                                f"robust balanced accuracy at eps {k.replace('p', '.')}/255"))
-    return rows
-
-
-SHORT = {"baseline": "base", "gr": "gr"}  # column prefixes in `dvc exp show`
-
-
-def _pct(v: float | None) -> float | None:
-    return None if v is None or math.isnan(v) else round(100 * v, 2)
-
-
-def headline(details: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, verdict). ``metrics``: the registered headline, per variant across-seed means in percent plus
-    one count of flags (models that did not learn + failed attack sanity checks), few and short keys so that
-    `dvc exp show` fits a terminal. ``verdict``: GR minus baseline paired by seed, in points, with the
-    interval bounds and whether the interval excludes zero."""
-    rows = headline_rows(details["eps"])
-    metrics: dict[str, Any] = {}
-    for v in VARIANTS:
-        means = details["variants"][v]
-        metrics[SHORT[v]] = {r.key: _pct(means.get(r.condition, {}).get(r.metric, {}).get("mean", math.nan))
-                             for r in rows}
-    failed = sum(1 for m in details["models"].values() for s in m["sanity"] if s["passed"] is False)
-    metrics["flags"] = len(details["degenerate"]) + failed
-    verdict: dict[str, Any] = {}
-    for r in rows:
-        d = details["paired"].get(r.condition, {}).get(r.metric)
-        verdict[r.key] = ({"diff": _pct(d["diff"]), "lo": _pct(d["lo"]), "hi": _pct(d["hi"]),
-                           "finding": bool(d["lo"] > 0 or d["hi"] < 0)} if d
-                          else {"diff": None, "lo": None, "hi": None, "finding": False})
-    verdict["checks"] = {"degenerate_models": len(details["degenerate"]), "failed_sanity_checks": failed}
-    return metrics, verdict
-
-
 def curve_tables(details: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Per attack (and the worst case), rows of eps vs across-seed mean/min/max of bacc and AUC per variant."""
     tables = {}

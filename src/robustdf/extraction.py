@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -189,15 +188,6 @@ def apply_face_policy(results: list[dict[str, Any]], face: FaceCropParams) -> li
         else:
             out.append({**r, "low_face": int(low)})
     return out
-
-
-def face_share_by_method(results: list[dict[str, Any]]) -> dict[str, float]:
-    """Per method, the share of sampled frames with a detected face (over videos that decoded)."""
-    shares: dict[str, list[float]] = defaultdict(list)
-    for r in results:
-        if r.get("face_share") is not None:
-            shares[r["method"]].append(r["face_share"])
-    return {m: round(sum(s) / len(s), 4) for m, s in sorted(shares.items())}
 
 
 def split_results(results: list[dict[str, Any]], max_failure_share: float, root: str) -> tuple[

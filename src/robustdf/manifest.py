@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +52,12 @@ def counts(rows: list[dict[str, Any]], *keys: str) -> dict[str, int]:
 def test_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The evaluated videos: the test split without oversampling copies."""
     return [r for r in rows if r["split"] == "test" and not r.get("copy")]
+
+
+def face_share_by_method(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per method, the mean share of sampled frames with a detected face (videos without face crops skipped)."""
+    shares: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.get("face_share") not in (None, ""):
+            shares[r["method"]].append(r["face_share"])
+    return {m: round(sum(s) / len(s), 4) for m, s in sorted(shares.items())}

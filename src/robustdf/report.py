@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from robustdf.evaluation import HeadlineRow, headline_rows
+from robustdf.headline import HeadlineRow, headline_rows
 from robustdf.explain import NAMES as WHY_NAMES
 from robustdf.explain import QUANTITIES
 from robustdf.sanity import eps_key
@@ -116,10 +116,26 @@ def why_lines(details: dict[str, Any]) -> list[str]:
     return lines
 
 
+def face_lines(context: dict[str, Any]) -> list[str]:
+    """Per method, the share of sampled frames in which the face detector found a face."""
+    shares = context.get("face_share") or {}
+    if not shares:
+        return ["Face crop off: the models saw whole frames (turn on `extract_frames.face_crop` for real FF++)."]
+    lines = ["Share of the sampled frames (all splits) in which the detector found a face; the rest were cropped "
+             "by the fallback (`extract_frames.face_crop.fallback`).", "", "| method | frames with a detected face |",
+             "|---|---|"]
+    lines += [f"| {m} | {_pct(v)}% |" for m, v in shares.items()]
+    return lines
+
+
 def render(details: dict[str, Any], context: dict[str, Any]) -> str:
     seeds, valid = details["seeds"], details["valid_seeds"]
     lines = ["# Baseline vs gradient regularization (GR): accuracy and robustness", ""]
     lines += warning_lines(details)
+    if context.get("low_face_videos"):
+        low = context["low_face_videos"]
+        lines.append(f"> **Warning: {len(low)} videos kept with few detected faces** (`face_crop.low_face: flag`), "
+                     f"e.g. {', '.join(low[:3])}: their crops may not show the face.")
     if lines[-1] != "":
         lines.append("")
     lines += [
@@ -130,6 +146,7 @@ def render(details: dict[str, Any], context: dict[str, Any]) -> str:
         f"({context['n_bootstrap']} resamples). Balanced accuracy = mean of the recall on fakes and on reals. "
         "Percentages and points.", "", "## Verdict", ""]
     lines += verdict_lines(details)
+    lines += ["", "## Face crops", ""] + face_lines(context)
     lines += ["", "## Sanity checks of the attacks", "",
               "| check | " + " | ".join(details["models"]) + " | undermines |",
               "|---" * (len(details["models"]) + 2) + "|"]
