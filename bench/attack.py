@@ -9,31 +9,15 @@ Usage: python bench/attack.py [--size 64 --batch 64 --steps 10 --restarts 1 --qu
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common import report
+from common import interleaved, report
 from robustdf.attacks import PGD, Square
 from robustdf.model import build_model
 from robustdf.runtime import pick_device, set_cpu_threads
-
-
-def interleaved(variants: dict[str, Callable[[], int]], rounds: int) -> dict[str, float]:
-    """Median items/s of each variant (``fn`` returns the items it processed), run a b c a b c ... after a warmup."""
-    for fn in variants.values():
-        fn()
-    rates: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(rounds):
-        for k, fn in variants.items():
-            t0 = time.perf_counter()
-            n = fn()
-            rates[k].append(n / (time.perf_counter() - t0))
-    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def main() -> None:

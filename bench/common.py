@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -27,3 +28,16 @@ def report(name: str, results: dict) -> None:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     print(f"written to {out}")
+
+
+def interleaved(variants: dict[str, Callable[[], int]], rounds: int) -> dict[str, float]:
+    """Median items/s of each variant (``fn`` returns the items it processed), run a b c a b c ... after a warmup."""
+    for fn in variants.values():
+        fn()
+    rates: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for k, fn in variants.items():
+            t0 = time.perf_counter()
+            n = fn()
+            rates[k].append(n / (time.perf_counter() - t0))
+    return {k: statistics.median(v) for k, v in rates.items()}
