@@ -12,11 +12,11 @@ from PIL import Image
 
 from conftest import REAL_CLIP, copy_project, dvc, init_git, tiny_params, write_params
 from robustdf import extraction, faces
-from robustdf.extraction import apply_face_policy, extract_all, split_results
+from robustdf.extraction import apply_face_policy, extract_all, face_share_by_method, split_results
 from robustdf.ffpp import discover
 from robustdf.frames import read_frames
 from robustdf.params import validate_group
-from robustdf.synth import encode_h264
+from robustdf.synth import encode_h264, make_identities, pose_at
 
 FACE_FRAMES = range(95, 191, 8)  # 12 frames of the real clip with a frontal face
 
@@ -95,7 +95,7 @@ def test_fakes_reuse_the_original_boxes_at_the_same_indices(face_tree, tmp_path)
 
 
 def test_video_without_face_becomes_a_failure_row_or_is_flagged(tiny_sample, tmp_path):
-    # without upsampling dlib finds no face in the 64x64 cartoon frames: every sampled frame falls back
+    # without upsampling dlib finds no face in the 64x64 frames (faces of ~35 px, HOG's window is 80 px)
     p = dict(methods=["Deepfakes"], face_crop={"enabled": True, "upsample": 0, "max_fallback_share": 0.5})
     ex = _run(tiny_sample, tmp_path / "o", **p)
     assert all(r["face_share"] == 0.0 for r in ex.results)
@@ -172,3 +172,31 @@ def test_dvc_status_and_lock_stay_true_with_persistent_frames(tmp_path):
     shutil.rmtree(repo / "data/frames")
     dvc("repro", "extract_frames", cwd=repo)  # from scratch
     assert yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["extract_frames"]["outs"] == incremental
+
+
+SAMPLE_METHODS = ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"]
+
+
+def test_generated_faces_are_detected_and_fakes_take_their_originals_boxes(tiny_sample, tmp_path):
+    # the default face_crop (dlib HOG, upsample auto: 2 steps at 64x64) on the tiny generated sample
+    assert _params(tiny_sample).face_crop.enabled
+    ex = _run(tiny_sample, tmp_path / "o", methods=SAMPLE_METHODS)
+    rows = {r["key"]: r for r in ex.results}
+    assert all("error" not in r for r in rows.values()), rows
+    originals = [r for r in rows.values() if r["method"] == "original"]
+    found = sum(r["n_frames"] - r["n_fallback"] for r in originals)
+    assert found >= 0.9 * sum(r["n_frames"] for r in originals)
+    assert min(face_share_by_method(ex.results).values()) >= 0.9
+    ms = validate_group("make_sample", tiny_params()["make_sample"])
+    idents = make_identities(np.random.default_rng(ms.seed), ms.n_identities, ms.size)
+    for r in originals:  # every detected box holds the centre of the rendered face
+        ident = idents[r["key"].split("/")[1]]
+        for k, (x0, y0, x1, y1) in zip(r["frame_indices"], r["boxes"], strict=True):
+            pose = pose_at(ident, k)
+            assert k in r["fallback_frames"] or (x0 < pose.cx * ms.size < x1 and y0 < pose.cy * ms.size < y1)
+    fakes = [r for r in rows.values() if r["method"] != "original"]
+    assert len(fakes) == 32 and ex.counts["fakes_reusing_boxes"] == 32
+    for f in fakes:  # a fake is cut at its target original's boxes, frame for frame
+        o = rows[f"original/{f['key'].split('/')[1].split('_')[0]}"]
+        assert f["boxes_from"] == o["key"] and f["n_total_frames"] == o["n_total_frames"]
+        assert (f["frame_indices"], f["boxes"]) == (o["frame_indices"], o["boxes"])
