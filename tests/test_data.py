@@ -9,6 +9,7 @@ import pytest
 from conftest import REAL_CLIP
 from robustdf import faces
 from robustdf.balance import balance
+from robustdf.data import OPEN_MAPS, FrameDataset
 from robustdf.ffpp import Video, discover, parse_name
 from robustdf.frames import ExtractJob, even_indices, extract_video, read_frames
 from robustdf.params import FaceCropParams
@@ -223,3 +224,19 @@ def test_dfd_actors_split_disjointly_with_dfd_in_test(tmp_path):
     assert all(actor_split[r["target"]] != actor_split[r["source"]] for r in dropped)
     again = assign_splits(rows, load_official(tmp_path), {"train": 0.6, "val": 0.2, "test": 0.2}, 0)
     assert again.rows == kept  # seeded
+
+
+def test_frame_dataset_keeps_a_bounded_number_of_files_mapped(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(3 * OPEN_MAPS):
+        frames = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+        np.save(tmp_path / f"{i}.npy", frames)
+        rows.append({"frames_file": f"{i}.npy", "n_frames": 2, "label": i % 2})
+    ds = FrameDataset(rows, tmp_path)
+    for index in range(len(ds)):
+        i, k = ds.items[index]
+        expected = np.load(tmp_path / f"{i}.npy")[k]
+        assert np.array_equal(ds.uint8(index).permute(1, 2, 0).numpy(), expected)  # values survive re-opening
+        assert len(ds._arrays) <= OPEN_MAPS
+    assert np.array_equal(ds.uint8(0).permute(1, 2, 0).numpy(), np.load(tmp_path / "0.npy")[0])  # closed, reopened

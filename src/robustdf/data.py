@@ -13,6 +13,8 @@ from torch.utils.data import Dataset
 from robustdf.params import AugmentParams
 from robustdf.runtime import DataError
 
+OPEN_MAPS = 16  # frame files kept memory-mapped at once: pages of a closed map leave the process's RSS
+
 
 class FrameDataset(Dataset):
     """One item per stored frame of the given manifest rows: ([0, 1] float CHW, label, row index)."""
@@ -22,7 +24,7 @@ class FrameDataset(Dataset):
         self.rows, self.root = rows, Path(frames_root)
         self.items = [(i, k) for i, r in enumerate(rows) for k in range(r["n_frames"])]
         self.augment, self.seed, self.epoch = augment, seed, 0
-        self._arrays: dict[int, np.ndarray] = {}
+        self._arrays: dict[int, np.ndarray] = {}  # the most recently used last
 
     def __len__(self) -> int:
         return len(self.items)
@@ -31,13 +33,19 @@ class FrameDataset(Dataset):
         self.epoch = epoch
 
     def array(self, i: int) -> np.ndarray:
-        if i not in self._arrays:
+        """The frames of row ``i``, memory-mapped; at most ``OPEN_MAPS`` maps stay open (least recently used
+        closed first), so memory does not grow with the number of frames read."""
+        arr = self._arrays.pop(i, None)
+        if arr is None:
             path = self.root / self.rows[i]["frames_file"]
             try:
-                self._arrays[i] = np.load(path, mmap_mode="r", allow_pickle=False)
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise DataError(f"cannot read frames file {path}: {err}") from None
-        return self._arrays[i]
+        self._arrays[i] = arr
+        if len(self._arrays) > OPEN_MAPS:
+            del self._arrays[next(iter(self._arrays))]
+        return arr
 
     def uint8(self, index: int) -> torch.Tensor:
         i, k = self.items[index]
