@@ -40,4 +40,5 @@ bench: install
 	$(RUN) $(PY) bench/extract.py
 	$(RUN) $(PY) bench/extract_reuse.py
 	$(RUN) $(PY) bench/attack.py
+	$(RUN) $(PY) bench/memory.py  # about 15 min on 2 cores
 	$(RUN) $(PY) bench/attack_convergence.py  # needs the default run's models (make repro)
