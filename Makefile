@@ -41,4 +41,5 @@ bench: install
 	$(RUN) $(PY) bench/extract_reuse.py
 	$(RUN) $(PY) bench/attack.py
 	$(RUN) $(PY) bench/full_scale.py
+	$(RUN) $(PY) bench/memory.py  # about 10 min on 2 cores
 	$(RUN) $(PY) bench/attack_convergence.py  # needs the default run's models (make repro)
