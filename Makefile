@@ -40,6 +40,7 @@ bench: install
 	$(RUN) $(PY) bench/extract.py
 	$(RUN) $(PY) bench/extract_reuse.py
 	$(RUN) $(PY) bench/attack.py
+	$(RUN) $(PY) bench/artifact_codec.py --artifacts $(wildcard data/attacks/baseline-0/pgd)  # about 2 min on 2 cores
 	$(RUN) $(PY) bench/full_scale.py
 	$(RUN) $(PY) bench/memory.py  # about 10 min on 2 cores
 	$(RUN) $(PY) bench/attack_convergence.py  # needs the default run's models (make repro)

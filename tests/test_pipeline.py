@@ -27,7 +27,8 @@ def test_every_output_exists_and_metrics_are_in_range(pipeline_repo: Path):
         assert live["best/epoch"] >= 1
         for a in ATTACKS:
             meta = json.loads((pipeline_repo / f"data/attacks/{m}-0/{a}/meta.json").read_text())
-            assert meta["dtype"] == "int8" and (pipeline_repo / f"data/attacks/{m}-0/{a}/delta.npy").is_file()
+            assert (meta["dtype"], meta["codec"]) == ("int8", "zlib")
+            assert (pipeline_repo / f"data/attacks/{m}-0/{a}/delta.zlib").is_file()
     for f in ("frames/manifest.csv", "frames/failures.csv", "split/manifest.csv", "balanced/manifest.csv",
               "evaluate/details.json", "evaluate/report.md", "evaluate/plots/worst.csv"):
         assert (pipeline_repo / "data" / f).is_file(), f

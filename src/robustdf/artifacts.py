@@ -1,18 +1,25 @@
 """Adversarial artifacts: one folder per (model, attack) holding the perturbation of every test frame at every eps.
 
-A folder holds ``meta.json`` (model, attack, eps list, frame count, storage dtype) and ``delta.npy``
-of shape (E, N, 3, H, W): int8 levels of an 8-bit image (1 byte per value, what a published image
-can carry; the default) or float16 (2 bytes). Both are written and read one batch at a time with
-plain file I/O, so memory stays bounded by the batch size, not by the test set. ``.npy`` is read
-with its header parsed by NumPy and no pickling. The clean frames come from the frames store, so
-:func:`rebuild` recreates every evaluated image exactly.
+A folder holds ``meta.json`` (model, attack, eps list, frame count and shape, storage dtype, codec, perturbed
+frames per eps), ``delta.zlib`` and ``offsets.npy``. The deltas, of shape (E, N, 3, H, W), are int8 levels of an
+8-bit image (what a published image can carry; the default) or float16. Each (eps, frame) is one zlib stream in
+``delta.zlib`` (eps-major, then frames), lossless; ``offsets.npy`` holds the E * N + 1 int64 byte offsets of the
+streams, so reading frames i..j of one eps seeks once and inflates only their streams, and a corrupt stream or
+an index that does not fit the file is a clear error. zlib runs Huffman-only with fixed settings, so the same
+deltas give the same bytes: on PGD int8 deltas that is smaller than level 6 and faster than level 1
+(``bench/artifact_codec.py``: 4.7-4.9x at 1/255, 3.4-4.0x at 2/255, 2.5-3.2x at 4/255). Frames are written and
+read one batch at a time, so memory stays bounded by the batch size (plus 8 bytes of offset per frame and eps),
+not by the test set; no pickling. The clean frames come from the frames store, so :func:`rebuild` recreates
+every evaluated image exactly.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +31,8 @@ from tqdm import tqdm
 from robustdf.runtime import DataError
 
 DTYPES = {"int8": np.int8, "float16": np.float16}
+CODEC, DATA, INDEX = "zlib", "delta.zlib", "offsets.npy"
+_ZLIB = {"level": 1, "strategy": zlib.Z_HUFFMAN_ONLY}  # fixed: the same deltas give the same bytes
 
 
 @torch.no_grad()
@@ -42,32 +51,59 @@ def rebuild(clean_u8: torch.Tensor, delta: torch.Tensor, eps: float) -> torch.Te
     return (clean_u8.float().div_(255) + d).clamp_(0, 1)
 
 
+def _deflate(frame: np.ndarray) -> bytes:
+    """One frame as a zlib stream."""
+    z = zlib.compressobj(**_ZLIB)
+    return z.compress(frame.tobytes()) + z.flush()
+
+
+def _inflate(chunk: bytes | memoryview, nbytes: int) -> bytes:
+    """The ``nbytes`` bytes of one zlib stream that must span ``chunk`` exactly; ValueError otherwise."""
+    z = zlib.decompressobj()
+    try:
+        out = z.decompress(chunk, nbytes)
+    except zlib.error as err:
+        raise ValueError(err) from None
+    if len(out) != nbytes or not z.eof or z.unused_data or z.unconsumed_tail:
+        raise ValueError(f"chunk does not hold exactly {nbytes} bytes")
+    return out
+
+
 class ArtifactWriter:
-    """Writes ``delta.npy`` sequentially (eps-major, then frames) and ``meta.json`` at the end."""
+    """Appends one zlib chunk per frame (eps-major, then frames) to ``delta.zlib``; ``offsets.npy`` and
+    ``meta.json`` at the end."""
 
     def __init__(self, folder: str | Path, eps: list[float], frame_shape: tuple[int, ...], n_frames: int,
                  dtype: str, meta: dict[str, Any]) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.shape = (len(eps), n_frames, *frame_shape)
+        self.n_frames = n_frames
         self.dtype = np.dtype(DTYPES[dtype])
-        self.meta = {**meta, "eps": [float(e) for e in eps], "n_frames": n_frames, "dtype": dtype}
-        self.fh: BinaryIO = (self.folder / "delta.npy").open("wb")
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
-        np.lib.format.write_array_header_1_0(self.fh, header)
+        self.meta = {**meta, "eps": [float(e) for e in eps], "n_frames": n_frames, "dtype": dtype, "codec": CODEC,
+                     "frame_shape": list(frame_shape)}
+        self.offsets = np.zeros(len(eps) * n_frames + 1, dtype=np.int64)
+        self.nonzero = [0] * len(eps)
+        self.fh: BinaryIO = (self.folder / DATA).open("wb")
         self.written = 0
 
     def write(self, delta: torch.Tensor) -> None:
         """Append one batch (the next frames of the current eps, in order)."""
-        self.fh.write(delta.cpu().numpy().astype(self.dtype, copy=False).tobytes())
-        self.written += len(delta)
+        if self.written + len(delta) >= len(self.offsets):
+            raise RuntimeError(f"artifact {self.folder}: more than {len(self.offsets) - 1} frames written")
+        for frame in delta.cpu().numpy().astype(self.dtype, copy=False):
+            chunk = _deflate(frame)
+            self.fh.write(chunk)
+            self.nonzero[self.written // self.n_frames] += bool(frame.any())
+            self.offsets[self.written + 1] = self.offsets[self.written] + len(chunk)
+            self.written += 1
 
     def close(self) -> None:
         self.fh.close()
-        if self.written != self.shape[0] * self.shape[1]:
-            expected = self.shape[0] * self.shape[1]
-            raise RuntimeError(f"artifact {self.folder}: wrote {self.written} of {expected} frames")
-        (self.folder / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        if self.written != len(self.offsets) - 1:
+            raise RuntimeError(f"artifact {self.folder}: wrote {self.written} of {len(self.offsets) - 1} frames")
+        np.save(self.folder / INDEX, self.offsets)
+        meta = {**self.meta, "nonzero_frames": self.nonzero}
+        (self.folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 class Artifact:
@@ -75,40 +111,58 @@ class Artifact:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        meta_path, data_path = self.folder / "meta.json", self.folder / "delta.npy"
-        if not meta_path.is_file() or not data_path.is_file():
+        meta_path, self.path, index_path = self.folder / "meta.json", self.folder / DATA, self.folder / INDEX
+        if not all(p.is_file() for p in (meta_path, self.path, index_path)):
             raise DataError(f"adversarial artifact {self.folder} is incomplete or missing (did the attack stage run?)")
         try:
             self.meta = json.loads(meta_path.read_text())
-            with data_path.open("rb") as fh:
-                version = np.lib.format.read_magic(fh)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                    else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read_header(fh)
-                self.offset = fh.tell()
-        except (OSError, ValueError, json.JSONDecodeError) as err:
-            raise DataError(f"adversarial artifact {self.folder} is unreadable: {err}") from None
-        if fortran or dtype not in (np.dtype(d) for d in DTYPES.values()) or shape[:2] != (
-                len(self.meta["eps"]), self.meta["n_frames"]):
-            raise DataError(f"adversarial artifact {self.folder}: unexpected array {dtype} {shape}")
-        self.shape, self.dtype, self.path = shape, dtype, data_path
-        self.frame_bytes = int(np.prod(shape[2:])) * dtype.itemsize
+            self.offsets = np.load(index_path, allow_pickle=False)
+            self.dtype = np.dtype(DTYPES[self.meta["dtype"]])
+            self.shape = (len(self.meta["eps"]), self.meta["n_frames"], *self.meta["frame_shape"])
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+            raise DataError(f"adversarial artifact {self.folder} is unreadable: {err!r}") from None
+        if self.meta.get("codec") != CODEC:
+            raise DataError(f"adversarial artifact {self.folder}: codec {self.meta.get('codec')!r}, "
+                            f"expected {CODEC!r} (rerun the attack stage)")
+        self._check_index(index_path)
+        self.frame_bytes = int(np.prod(self.shape[2:])) * self.dtype.itemsize
+
+    def _check_index(self, index_path: Path) -> None:
+        """The offsets cover every (eps, frame) chunk, in order, and end at the end of the data file."""
+        o = self.offsets
+        if o.dtype != np.int64 or o.shape != (self.shape[0] * self.shape[1] + 1,) or o[0] != 0 \
+                or (np.diff(o) <= 0).any() or o[-1] != self.path.stat().st_size:
+            raise DataError(f"adversarial artifact index {index_path} does not match {self.path} "
+                            f"({o.dtype} {o.shape}, {self.shape[0]} eps x {self.shape[1]} frames)")
 
     @property
     def eps(self) -> list[float]:
         return self.meta["eps"]
 
     def delta(self, e: int, start: int, stop: int) -> torch.Tensor:
-        """Frames ``start:stop`` of eps index ``e``."""
+        """Frames ``start:stop`` of eps index ``e``, inflating only their chunks."""
         stop = min(stop, self.shape[1])
-        with self.path.open("rb") as fh:
-            fh.seek(self.offset + (e * self.shape[1] + start) * self.frame_bytes)
-            buf = fh.read((stop - start) * self.frame_bytes)
-        return torch.from_numpy(np.frombuffer(buf, dtype=self.dtype).reshape(stop - start, *self.shape[2:]).copy())
+        out = np.empty((max(stop - start, 0), *self.shape[2:]), dtype=self.dtype)
+        for i, chunk in enumerate(self._chunks(e * self.shape[1] + start, len(out))):
+            try:
+                out[i] = np.frombuffer(_inflate(chunk, self.frame_bytes), self.dtype).reshape(self.shape[2:])
+            except ValueError as err:
+                raise DataError(f"adversarial artifact {self.path}: eps index {e}, frame {start + i} is corrupt "
+                                f"({err})") from None
+        return torch.from_numpy(out)
 
-    def is_zero(self, e: int, batch: int = 4096) -> bool:
+    def _chunks(self, first: int, count: int) -> list[memoryview]:
+        """The stored chunks ``first:first + count`` (flat eps-major index), read with one seek."""
+        bounds = self.offsets[first:first + count + 1]
+        with self.path.open("rb") as fh:
+            fh.seek(int(bounds[0]))
+            buf = memoryview(fh.read(int(bounds[-1] - bounds[0])))
+        rel = bounds - bounds[0]
+        return [buf[a:b] for a, b in pairwise(rel)]
+
+    def is_zero(self, e: int) -> bool:
         """Whether eps index ``e`` perturbs nothing (e.g. 8-bit rounding removed a sub-level perturbation)."""
-        return all(not self.delta(e, i, i + batch).any() for i in range(0, self.shape[1], batch))
+        return self.meta["nonzero_frames"][e] == 0
 
 
 def generate(model: nn.Module, attack: Callable[..., torch.Tensor], batches: Callable[[], Iterator[tuple]],
