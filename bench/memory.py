@@ -8,18 +8,15 @@ fresh process; gr-0's artifact (read by evaluate for transfer) is a copy of base
 (``wait4`` ru_maxrss of that process); peak anonymous and file-backed RSS come from polling /proc every 20 ms.
 Sizes interleaved (N 4N 16N N 4N 16N ...), medians over rounds. Goal: 16N within 1.2x of N, per stage.
 Also, in this process, the growth of file-backed RSS over one pass of ``FrameDataset.batches`` per size: the
-frames' memory maps, which the dataset keeps open, count in RSS once read.
-(b) Size. Bytes per adversarial image and eps (delta.npy bytes / frames / eps) of the stage's int8 and float16
-artifacts, and lossless compression of the int8 deltas of a real PGD run (this project's models at ``--size``,
-plus the default run's PGD artifacts when present): zlib of a whole eps slice, zlib per frame (keeps per-batch
-random access), fixed-width bit packing of the 2 * levels + 1 possible values, and the order-0 entropy bound.
+frames' memory maps count in RSS while open (the dataset keeps at most ``OPEN_MAPS`` open).
+(b) Size. Stored bytes per adversarial image and eps (delta.zlib + offsets.npy) of the stage's int8 PGD and
+float16 FGSM artifacts, next to the raw 1 byte per value (``bench/artifact_codec.py`` compares codecs).
 Usage: python bench/memory.py [--n 32 --size 224 --fpv 8 --rounds 2 --pgd-steps 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import statistics
@@ -27,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -176,57 +172,13 @@ def medians(runs: list[dict[str, Any]], sizes: list[int]) -> dict[str, dict[str,
 
 
 def bytes_per_image(folder: Path) -> float:
-    """delta.npy bytes per adversarial image (frame x eps), header included."""
+    """Stored bytes (delta.zlib + offsets.npy) per adversarial image (frame x eps)."""
     art = Artifact(folder)
-    return (folder / "delta.npy").stat().st_size / (art.shape[0] * art.shape[1])
-
-
-def entropy_bits(d: np.ndarray) -> float:
-    """Order-0 entropy of the values of ``d`` in bits per value."""
-    counts = np.bincount((d.ravel().astype(np.int16) + 128))
-    p = counts[counts > 0] / d.size
-    return float(-(p * np.log2(p)).sum())
-
-
-def zlib_frames(frames: list[bytes], level: int) -> tuple[int, float, float]:
-    """Bytes of every frame zlib-compressed on its own (+ an 8-byte offset per frame), compress and decompress s."""
-    t0 = time.perf_counter()
-    packed = [zlib.compress(f, level) for f in frames]
-    t1 = time.perf_counter()
-    for c in packed:
-        zlib.decompress(c)
-    return sum(len(c) + 8 for c in packed), t1 - t0, time.perf_counter() - t1
-
-
-def compression(folder: Path) -> list[dict[str, Any]]:
-    """Per eps slice of an int8 artifact: share of values at +-levels and compressed sizes as ratios to 1 byte/value."""
-    art = Artifact(folder)
-    rows = []
-    for e, eps in enumerate(art.eps):
-        d = art.delta(e, 0, art.shape[1]).numpy()  # one whole slice: fine in a benchmark, never in a stage
-        levels = int(math.floor(eps * 255 + 1e-6))
-        row = {"eps_255": round(eps * 255, 3), "levels": levels,
-               "share_at_pm_levels": round(float((np.abs(d) == levels).mean()), 3),
-               "share_zero": round(float((d == 0).mean()), 3),
-               "zlib_slice_ratio": round(d.nbytes / len(zlib.compress(d.tobytes(), 6)), 2)}
-        for level in (1, 6):
-            size, t_comp, t_dec = zlib_frames([f.tobytes() for f in d], level)
-            row.update({f"zlib{level}_per_frame_ratio": round(d.nbytes / size, 2),
-                        f"zlib{level}_compress_mb_s": round(d.nbytes / MIB / t_comp, 1),
-                        f"zlib{level}_decompress_mb_s": round(d.nbytes / MIB / t_dec, 1)})
-        row["bitpack_ratio"] = round(8 / math.ceil(math.log2(2 * levels + 1)), 2)
-        row["entropy_bound_ratio"] = round(8 / max(entropy_bits(d), 1e-9), 2)
-        rows.append(row)
-    return rows
-
-
-def total_ratio(rows: list[dict[str, Any]], key: str) -> float:
-    """Ratio over all eps slices together (slices have equal size, so the harmonic mean of the ratios)."""
-    return round(len(rows) / sum(1 / r[key] for r in rows), 2)
+    return sum((folder / f).stat().st_size for f in ("delta.zlib", "offsets.npy")) / (art.shape[0] * art.shape[1])
 
 
 def measure_storage(root: Path, data: Path, batch: int, pgd_steps: int) -> dict[str, Any]:
-    """Bytes per image of int8 and float16 artifacts; compression of the int8 deltas of a real PGD run."""
+    """Bytes per image and eps of the stage's int8 (PGD) and float16 (FGSM) artifacts, against the raw bytes."""
     base = {"batch_size": batch, "device": "cpu", "cpu_threads": 2, "eps": ["1/255", "2/255", "4/255"]}
     pgd = {**read_params(ROOT / "params.yaml")["attack"]["pgd"], "steps": pgd_steps, "losses": ["ce"]}
     cfg8 = write_params(root / "cfg_pgd", {**base, "attacks": ["pgd"], "quantize_8bit": True, "pgd": pgd}, {})
@@ -235,15 +187,14 @@ def measure_storage(root: Path, data: Path, batch: int, pgd_steps: int) -> dict[
     out8.parent.mkdir()
     t8 = run_stage(attack_cmd(root, data, "baseline-0", "pgd", out8), cfg8, root / "storage" / "pgd.log")
     t16 = run_stage(attack_cmd(root, data, "baseline-0", "fgsm", out16), cfg16, root / "storage" / "fp16.log")
-    rows = compression(out8)
-    keys = ("zlib_slice_ratio", "zlib1_per_frame_ratio", "zlib6_per_frame_ratio", "bitpack_ratio")
-    return {"int8": {"bytes_per_image_eps": round(bytes_per_image(out8), 1), "run": t8, "pgd_steps": pgd_steps},
-            "float16": {"bytes_per_image_eps": round(bytes_per_image(out16), 1), "run": t16},
-            "compression_pgd": rows, "compression_pgd_all_eps": {k: total_ratio(rows, k) for k in keys}}
+    raw = 3 * Artifact(out8).shape[-1] ** 2
+    return {"raw_bytes_per_image_eps_int8": raw,
+            "int8_pgd": {"bytes_per_image_eps": round(bytes_per_image(out8), 1), "run": t8, "pgd_steps": pgd_steps},
+            "float16_fgsm": {"bytes_per_image_eps": round(bytes_per_image(out16), 1), "run": t16}}
 
 
 def print_table(res: dict[str, Any]) -> None:
-    """Peak RSS per stage and size, bytes per image, compression per eps, frames mapped per size."""
+    """Peak RSS per stage and size, frames mapped per size, bytes per image."""
     sizes, peaks, storage = res["n_frames"], res["peak_rss_median"], res["storage"]
     print(f"\n{'stage':<9}" + "".join(f"{f'{n} frames':>13}" for n in sizes) + f"{'16N/N':>8}   (peak RSS MiB, median)")
     for stage, per in peaks.items():
@@ -251,12 +202,9 @@ def print_table(res: dict[str, Any]) -> None:
         print(f"{stage:<9}" + "".join(f"{v:>13.1f}" for v in vals) + f"{vals[-1] / vals[0]:>8.3f}")
     print("file-backed RSS after one pass over the frames (MiB): "
           + ", ".join(f"{n}: +{v}" for n, v in res["frames_mapped_rss_growth_mib"].items()))
-    print(f"bytes per adversarial image and eps: int8 {storage['int8']['bytes_per_image_eps']:.1f}, "
-          f"float16 {storage['float16']['bytes_per_image_eps']:.1f}")
-    for r in storage["compression_pgd"]:
-        print(f"PGD eps {r['eps_255']:g}/255: zlib slice {r['zlib_slice_ratio']}x, per frame level 1 "
-              f"{r['zlib1_per_frame_ratio']}x / level 6 {r['zlib6_per_frame_ratio']}x, bit packing "
-              f"{r['bitpack_ratio']}x, entropy bound {r['entropy_bound_ratio']}x")
+    print(f"bytes per adversarial image and eps (raw int8 {storage['raw_bytes_per_image_eps_int8']}): int8 PGD "
+          f"{storage['int8_pgd']['bytes_per_image_eps']:.1f}, float16 FGSM "
+          f"{storage['float16_fgsm']['bytes_per_image_eps']:.1f}")
 
 
 def main() -> None:
@@ -268,8 +216,6 @@ def main() -> None:
     ap.add_argument("--attack-batch", type=int, default=16, help="at most N, so N already fills whole batches")
     ap.add_argument("--eval-batch", type=int, default=32)
     ap.add_argument("--pgd-steps", type=int, default=5)
-    ap.add_argument("--default-run", nargs="*", type=Path, default=sorted(ROOT.glob("data/attacks/*/pgd")),
-                    help="int8 PGD artifacts of the default run to compress too")
     args = ap.parse_args()
     if args.n % args.fpv or args.attack_batch > args.n or args.eval_batch > args.n:
         raise SystemExit("--n must be a multiple of --fpv and at least each batch size")
@@ -289,7 +235,6 @@ def main() -> None:
                 runs.append({"round": k, "n_frames": n, **measure_size(root, cfg, data[n])})
                 print(f"round {k} n={n}: {runs[-1]}", flush=True)
         storage = measure_storage(root, data[args.n], args.attack_batch, args.pgd_steps)
-    storage["default_run"] = {str(p.relative_to(p.parents[2])): compression(p) for p in args.default_run}
     peaks = medians(runs, sizes)
     results = {
         "device": "cpu", "cpu_threads": 2, "image_size": args.size, "frames_per_video": args.fpv,
