@@ -57,7 +57,7 @@ def headline(details: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     for r in rows:
         d = details["paired"].get(r.condition, {}).get(r.metric)
         verdict[r.key] = ({"diff": _pct(d["diff"]), "lo": _pct(d["lo"]), "hi": _pct(d["hi"]),
-                           "finding": bool(d["lo"] > 0 or d["hi"] < 0)} if d
+                           "finding": d["finding"]} if d
                           else {"diff": None, "lo": None, "hi": None, "finding": False})
     verdict["checks"] = {"degenerate_models": len(details["degenerate"]), "failed_sanity_checks": failed}
     return metrics, verdict

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from robustdf.headline import HeadlineRow, headline_rows
 from robustdf.explain import NAMES as WHY_NAMES
 from robustdf.explain import QUANTITIES
+from robustdf.headline import HeadlineRow, headline_rows
 from robustdf.sanity import eps_key
 
 
@@ -35,10 +35,6 @@ def _findings(details: dict[str, Any]) -> list[tuple[HeadlineRow, dict[str, Any]
     return [(r, d) for r, d in rows if d and not _nan(d["diff"])]
 
 
-def _excludes_zero(d: dict[str, Any]) -> bool:
-    return d["lo"] > 0 or d["hi"] < 0
-
-
 def verdict_lines(details: dict[str, Any]) -> list[str]:
     """One sentence per headline comparison: a finding only when its interval excludes zero."""
     n = len(details["valid_seeds"])
@@ -47,7 +43,7 @@ def verdict_lines(details: dict[str, Any]) -> list[str]:
     out = []
     for row, d in _findings(details):
         interval = f"{_pts(d['diff'])} points, {int(100 * details['ci'])}% interval [{_pts(d['lo'])}, {_pts(d['hi'])}]"
-        if _excludes_zero(d):
+        if d["finding"]:
             word = "higher" if d["diff"] > 0 else "lower"
             out.append(f"- **{row.name}: GR is {word}** ({interval}; {n} seeds x test videos).")
         else:
@@ -83,7 +79,7 @@ def why_lines(details: dict[str, Any]) -> list[str]:
         finding = "yes" if d["finding"] else "no"
         lines.append(f"| {WHY_NAMES[q]} | {_num(b['mean'])} | {_num(g['mean'])} | {_num(d['diff'])} "
                      f"[{_num(d['lo'])}, {_num(d['hi'])}] | {d['more_robust_when']} | {finding} |")
-    robust = [(r, d) for r, d in _findings(details) if r.condition.startswith("worst_") and _excludes_zero(d)]
+    robust = [(r, d) for r, d in _findings(details) if r.condition.startswith("worst_") and d["finding"]]
     differ = [q for q in QUANTITIES if pw[q]["finding"]]
     consistent = [q for q in differ if (pw[q]["diff"] < 0) == (pw[q]["more_robust_when"] == "lower")]
     lines.append("")
