@@ -15,6 +15,7 @@ from robustdf.params import GRVariant, load_group
 from robustdf.plots import write_all
 from robustdf.report import render
 from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, set_cpu_threads, write_json
+from robustdf.scoring import exact_float32
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -30,17 +31,20 @@ def main() -> None:
     ap.add_argument("--frames", default="data/frames")
     ap.add_argument("--models", default="data/models")
     ap.add_argument("--attacks", default="data/attacks")
+    ap.add_argument("--square", default="data/square")
     ap.add_argument("--train-logs", default="data/train")
     ap.add_argument("--out", default="data/evaluate")
     args = ap.parse_args()
     p, tp, ap_ = load_group("evaluate"), load_group("train"), load_group("attack")
     run = StageRun("evaluate")
     set_cpu_threads(p.cpu_threads)
+    exact_float32()
     device = pick_device("auto")
     rows = read_rows(Path(args.data) / "manifest.csv")
-    ts = load_test_set(rows, args.frames)
+    ts = load_test_set(rows, args.frames, Path(args.data) / "manifest.csv")
     n_videos, n_real = len(set(ts.video)), len(set(ts.video[ts.y == 0]))
-    run.read(Path(args.data) / "manifest.csv", f"({n_videos} test videos, {len(ts.y)} frames)")
+    run.read(Path(args.data) / "manifest.csv",
+             f"({n_videos} test videos in {len(set(ts.cluster))} identity clusters, {len(ts.y)} frames)")
     gr = tp.gr if isinstance(tp.gr, GRVariant) else GRVariant(regularizer="gr")  # where the why is measured
     results, curves, rocs = [], {}, {}
     with run.timed("predict"):
@@ -49,20 +53,21 @@ def main() -> None:
                 name, other = f"{variant}-{seed}", f"{VARIANTS[1 - VARIANTS.index(variant)]}-{seed}"
                 model, cfg = load_checkpoint(Path(args.models) / name)
                 run.read(Path(args.models) / name, f"(best val AUC {cfg['val_auc']:.3f})")
-                res = score_model(model, name, cfg, ts, Path(args.attacks), ap_.attacks, ap_.eps, other,
-                                  gr.shallow_layer, gr.r, p.batch_size, device)
+                res = score_model(model, name, cfg, ts, Path(args.attacks), Path(args.square), ap_.attacks, ap_.eps,
+                                  other, gr.shallow_layer, gr.r, p.batch_size, device)
                 run.read(Path(args.attacks) / name, f"({len(res.scores) - 1} attacked conditions)")
                 results.append(res)
                 curves[name] = read_curves(Path(args.train_logs) / name)
                 fpr, tpr, _ = roc_curve(ts.y, res.scores["clean"])
                 rocs[name] = (fpr, tpr)
     with run.timed("metrics+bootstrap"):
-        details = evaluate_all(results, ts, p, ap_.eps, ap_.attacks, ap_.sanity_eps)
+        details = evaluate_all(results, ts, p, ap_.eps, ap_.attacks, ap_.pgd.sanity_eps)
     context = {"n_frames": len(ts.y), "n_videos": n_videos, "n_real_videos": n_real,
+               "n_clusters": len(set(ts.cluster)),
                "n_fake_videos": n_videos - n_real, "n_bootstrap": p.n_bootstrap, "heldout_methods": ts.heldout,
                "face_share": face_share_by_method([r for r in rows if not r.get("copy")]),
                "low_face_videos": sorted(r["key"] for r in rows if r.get("low_face") and not r.get("copy"))}
-    details.update(context=context, ci=p.ci, min_val_auc=p.min_val_auc)
+    details.update(context=context, ci=p.ci, power=p.power, min_val_auc=p.min_val_auc)
     metrics, verdict = headline(details)
     with atomic_dir(args.out) as tmp:
         write_json(tmp / "metrics.json", metrics)

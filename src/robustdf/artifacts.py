@@ -51,6 +51,22 @@ def rebuild(clean_u8: torch.Tensor, delta: torch.Tensor, eps: float) -> torch.Te
     return (clean_u8.float().div_(255) + d).clamp_(0, 1)
 
 
+def stored_image(dtype: str) -> Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]:
+    """``(x_adv, x, eps) -> image`` that writing ``x_adv`` as a ``dtype`` delta and :func:`rebuild` give back.
+
+    ``x`` are clean images on 8-bit levels (uint8 / 255). Attacks select their candidates on this image.
+    """
+    def to_int8(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+        u8 = torch.round(x * 255).to(torch.uint8)
+        return rebuild(u8, quantize_8bit(x_adv, u8, eps), eps)
+
+    def to_float16(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+        u8 = torch.round(x * 255).to(torch.uint8)
+        return rebuild(u8, (x_adv - x).half(), eps)
+
+    return {"int8": to_int8, "float16": to_float16}[dtype]
+
+
 def _deflate(frame: np.ndarray) -> bytes:
     """One frame as a zlib stream."""
     z = zlib.compressobj(**_ZLIB)
@@ -167,20 +183,30 @@ class Artifact:
 
 def generate(model: nn.Module, attack: Callable[..., torch.Tensor], batches: Callable[[], Iterator[tuple]],
              n_frames: int, eps_list: list[float], device: torch.device, writer: ArtifactWriter,
-             quantize: bool) -> None:
+             quantize: bool, only: list[np.ndarray] | None = None) -> None:
     """Attack every frame at every eps, streaming the deltas into ``writer``.
 
-    ``batches()`` yields (uint8 images, labels) in test-frame order; it is called once per eps.
+    ``batches()`` yields (uint8 images, labels) in test-frame order; it is called once per eps. ``only[e]``, a
+    boolean mask over the frames, restricts the attack at eps index ``e`` to those frames; the rest keep a
+    zero delta.
     """
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    bar = tqdm(total=len(eps_list) * n_frames, desc=f"attack {getattr(attack, 'name', '')}", unit="img")
-    for eps in eps_list:
+    total = sum(int(m.sum()) for m in only) if only is not None else len(eps_list) * n_frames
+    bar = tqdm(total=total, desc=f"attack {getattr(attack, 'name', '')}", unit="img")
+    for e, eps in enumerate(eps_list):
+        start = 0
         for u8, y in batches():
-            x = u8.to(device).float().div_(255)
-            x_adv = attack(model, x, y.to(device), eps)
-            writer.write(quantize_8bit(x_adv, u8.to(device), eps) if quantize else x_adv - x)
-            bar.update(len(u8))
+            u8, y = u8.to(device), y.to(device)
+            x = u8.float().div_(255)
+            x_adv = x.clone()
+            sel = torch.ones(len(x), dtype=torch.bool, device=device) if only is None else \
+                torch.from_numpy(only[e][start:start + len(x)]).to(device)
+            if sel.any():
+                x_adv[sel] = attack(model, x[sel], y[sel], eps)
+            writer.write(quantize_8bit(x_adv, u8, eps) if quantize else x_adv - x)
+            bar.update(int(sel.sum()))
+            start += len(x)
     bar.close()
     writer.close()

@@ -2,10 +2,12 @@
 
 Each attack is a small class with the uniform call ``attack(model, x, y, eps) -> x_adv``:
 untargeted on the true label ``y``, the model in eval mode, results clipped to [0, 1] and to the
-eps-ball around ``x``. The iterative attacks follow the evaluation protocol of Carlini et al. (2019)
-and Croce & Hein (2020): they return, per image, the worst case (lowest margin) over every point they
-evaluated, every restart and every loss, starting from the clean image itself, so more steps,
-restarts or losses can never give a weaker result. Square (Andriushchenko et al. 2020) needs no
+eps-ball around ``x``. Candidates are judged on the image that will be stored (``store``: e.g. rounded to
+8-bit levels inside the ball, see :func:`robustdf.artifacts.stored_image`), in float32, so the stored
+artifact scores exactly the margin the attack selected (``attack.margin``). Following the evaluation
+protocol of Carlini et al. (2019) and Croce & Hein (2020), every attack returns, per image, the worst
+case (lowest margin) over every point it evaluated, every restart and every loss, starting from the
+clean image itself, so more steps, restarts or losses can never give a weaker result. Square (Andriushchenko et al. 2020) needs no
 gradient at all and so exposes gradient masking. Random draws come from CPU generators seeded by
 the attack seed and the restart index: the same seed gives identical tensors on CPU.
 """
@@ -83,36 +85,74 @@ def _uniform(shape: torch.Size, g: torch.Generator, like: torch.Tensor) -> torch
     return (torch.rand(shape, generator=g) * 2 - 1).to(like)
 
 
-class WorstCase:
-    """Per image, the lowest-margin point seen so far (a misclassified point always beats a correct one).
+Store = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]  # (x_adv, x, eps) -> the image that is stored
 
-    Starts from the clean images, so an attack that uses it never returns anything weaker than ``x``.
+
+def as_computed(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """The candidate itself (no storage rounding)."""
+    return x_adv
+
+
+class WorstCase:
+    """Per image, the lowest-margin stored image seen so far (a misclassified point always beats a correct one).
+
+    Every candidate is first mapped by ``store`` to the image the artifact will hold (e.g. rounded to 8-bit
+    levels inside the eps-ball) and its margin is measured there, in float32, so what the attack selects is
+    exactly what evaluation scores. Starts from the clean images, so the result is never weaker than ``x``.
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, store: Store) -> None:
+        self.model, self.x0, self.y, self.eps, self.store = model, x, y, eps, store
         self.x, self.margin = x.clone(), _query(model, x, y)
 
-    def update(self, x_new: torch.Tensor, margin_new: torch.Tensor, idx: torch.Tensor | None = None) -> None:
-        """Keep ``x_new`` where its margin is lower; ``idx`` maps its rows to images (default: all)."""
+    def offer(self, x_new: torch.Tensor, idx: torch.Tensor | None = None,
+              margin_new: torch.Tensor | None = None) -> torch.Tensor:
+        """Keep the stored ``x_new`` where its margin is lower; ``idx`` maps its rows to images (default: all).
+
+        ``margin_new`` may be passed only for candidates that are already stored images. Returns their margins.
+        """
         idx = torch.arange(len(self.x), device=self.x.device) if idx is None else idx
+        if margin_new is None:
+            x_new = self.store(x_new, self.x0[idx], self.eps)
+            margin_new = _query(self.model, x_new, self.y[idx])
         better = margin_new < self.margin[idx]
         self.margin[idx[better]] = margin_new[better]
         self.x[idx[better]] = x_new[better]
+        return margin_new
 
 
-class FGSM:
-    """Fast Gradient Sign Method (Goodfellow et al. 2015): one signed gradient step of size eps."""
+class Attack:
+    """Shared call: ``attack(model, x, y, eps) -> x_adv`` (stored images); ``margin`` holds their margins."""
+
+    name = ""
+
+    def __init__(self, store: Store = as_computed) -> None:
+        self.store = store
+        self.margin: torch.Tensor | None = None
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        best = WorstCase(model, x, y, eps, self.store)
+        if eps > 0:
+            self.run(model, x, y, eps, best)
+        self.margin = best.margin
+        return best.x
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, best: WorstCase) -> None:
+        raise NotImplementedError
+
+
+class FGSM(Attack):
+    """Fast Gradient Sign Method (Goodfellow et al. 2015): one signed gradient step of size eps (kept where it
+    lowers the margin, like every attack here)."""
 
     name = "fgsm"
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        if eps == 0:
-            return x.clone()
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, best: WorstCase) -> None:
         _, _, grad = _evaluate(model, x, y, _ce)
-        return _project(x + eps * grad.sign(), x, eps)
+        best.offer(_project(x + eps * grad.sign(), x, eps))
 
 
-class PGD:
+class PGD(Attack):
     """Projected gradient descent (Madry et al. 2018) with a fixed step ``rel_step_size * eps``.
 
     Runs every loss in ``losses`` ("ce": cross-entropy; "margin": CW-style ``z_true - z_other``,
@@ -123,15 +163,13 @@ class PGD:
     name = "pgd"
 
     def __init__(self, steps: int = 10, rel_step_size: float = 0.25, random_start: bool = True, seed: int = 0,
-                 restarts: int = 1, losses: Iterable[str] = ("ce", "margin")) -> None:
+                 restarts: int = 1, losses: Iterable[str] = ("ce", "margin"), store: Store = as_computed) -> None:
+        super().__init__(store)
         self.steps, self.rel_step_size, self.random_start, self.seed = steps, rel_step_size, random_start, seed
         self.restarts, self.losses = restarts, tuple(losses)
         self._loss_fns = _loss_fns(self.losses)
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        if eps == 0:
-            return x.clone()
-        best = WorstCase(model, x, y)
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, best: WorstCase) -> None:
         step = self.rel_step_size * eps
         for r in range(self.restarts):
             start = x
@@ -140,11 +178,10 @@ class PGD:
             for loss_fn in self._loss_fns:
                 x_adv = start
                 for _ in range(self.steps):
-                    _, m, grad = _evaluate(model, x_adv, y, loss_fn)
-                    best.update(x_adv, m)
+                    _, _, grad = _evaluate(model, x_adv, y, loss_fn)
+                    best.offer(x_adv)
                     x_adv = _project(x_adv + step * grad.sign(), x, eps)
-                best.update(x_adv, _query(model, x_adv, y))
-        return best.x
+                best.offer(x_adv)
 
 
 def apgd_checkpoints(n_iter: int) -> list[int]:
@@ -155,7 +192,7 @@ def apgd_checkpoints(n_iter: int) -> list[int]:
     return sorted({math.ceil(round(q * n_iter, 6)) for q in p if q <= 1})
 
 
-class APGD:
+class APGD(Attack):
     """Auto-PGD (Croce & Hein 2020): momentum, step size halved per sample at checkpoints.
 
     ``losses``: "ce" (cross-entropy) and/or "margin" (CW-style ``z_true - z_other``, minimised).
@@ -168,28 +205,25 @@ class APGD:
     name = "apgd"
 
     def __init__(self, steps: int = 10, rho: float = 0.75, momentum: float = 0.75, seed: int = 0,
-                 restarts: int = 1, losses: Iterable[str] = ("ce",)) -> None:
+                 restarts: int = 1, losses: Iterable[str] = ("ce",), store: Store = as_computed) -> None:
+        super().__init__(store)
         self.steps, self.rho, self.momentum, self.seed = steps, rho, momentum, seed
         self.restarts, self.losses = restarts, tuple(losses)
         self._loss_fns = _loss_fns(self.losses)
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        if eps == 0:
-            return x.clone()
-        best = WorstCase(model, x, y)
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, best: WorstCase) -> None:
         for r in range(self.restarts):
             start = _project(x + eps * _uniform(x.shape, _generator(self.seed, r), x), x, eps)
             for loss_fn in self._loss_fns:
                 self._run(model, x, y, eps, start, loss_fn, best)
-        return best.x
 
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, start: torch.Tensor,
              loss_fn: Loss, best: WorstCase) -> None:
         n = len(x)
         checkpoints = set(apgd_checkpoints(self.steps))
         eta = torch.full((n,) + (1,) * (x.dim() - 1), 2 * eps, device=x.device, dtype=x.dtype)
-        loss, m, grad = _evaluate(model, start, y, loss_fn)
-        best.update(start, m)
+        loss, _, grad = _evaluate(model, start, y, loss_fn)
+        best.offer(start)
         best_loss, x_best, grad_best = loss.clone(), start.clone(), grad.clone()
         x_prev, x_cur = start, start
         successes = torch.zeros(n, device=x.device)
@@ -199,11 +233,10 @@ class APGD:
             z = _project(x_cur + eta * grad.sign(), x, eps)
             a = self.momentum if k > 1 else 1.0
             x_prev, x_cur = x_cur, _project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), x, eps)
+            best.offer(x_cur)
             if k == self.steps:
-                best.update(x_cur, _query(model, x_cur, y))
                 break
-            loss, m, grad = _evaluate(model, x_cur, y, loss_fn)
-            best.update(x_cur, m)
+            loss, _, grad = _evaluate(model, x_cur, y, loss_fn)
             improved = loss > best_loss
             successes += (loss > prev_loss).float()
             prev_loss = loss
@@ -231,7 +264,7 @@ def square_p(p_init: float, it: int, n_iters: int) -> float:
     return p_init
 
 
-class Square:
+class Square(Attack):
     """Square Attack, L-infinity (Andriushchenko et al. 2020): score-based, no gradients.
 
     Starts from vertical stripes of +-eps, then per iteration proposes, for every image still
@@ -243,20 +276,20 @@ class Square:
 
     name = "square"
 
-    def __init__(self, queries: int = 100, p_init: float = 0.05, restarts: int = 1, seed: int = 0) -> None:
+    def __init__(self, queries: int = 1000, p_init: float = 0.05, restarts: int = 1, seed: int = 0,
+                 store: Store = as_computed) -> None:
+        super().__init__(store)
         self.queries, self.p_init, self.restarts, self.seed = queries, p_init, restarts, seed
         self.queries_made = 0
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        self.queries_made = 0
-        if eps == 0:
-            return x.clone()
-        best = WorstCase(model, x, y)
-        self.queries_made += len(x)
+        self.queries_made = len(x)
+        return super().__call__(model, x, y, eps)
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, best: WorstCase) -> None:
         for r in range(self.restarts):
             self._run(model, x, y, eps, _generator(self.seed, r), best)
-        return best.x
 
     @staticmethod
     def _signs(n: int, c: int, g: torch.Generator, width: int = 1) -> torch.Tensor:
@@ -266,10 +299,9 @@ class Square:
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, g: torch.Generator,
              best: WorstCase) -> None:
         n, c, h, w = x.shape
-        x_cur = _project(x + eps * self._signs(n, c, g, w).to(x), x, eps)
-        m_cur = _query(model, x_cur, y)
+        x_cur = self.store(_project(x + eps * self._signs(n, c, g, w).to(x), x, eps), x, eps)
+        m_cur = best.offer(x_cur, margin_new=_query(model, x_cur, y))
         self.queries_made += n
-        best.update(x_cur, m_cur)
         for it in range(1, self.queries):
             idx = (best.margin >= 0).nonzero().squeeze(1)  # images no run has fooled yet
             if len(idx) == 0:
@@ -288,24 +320,25 @@ class Square:
                 signs[same] = self._signs(int(same.sum()), c, g).to(x)
             cand = cur.clone()
             cand[window] = new
-            m_new = _query(model, cand, y[idx])
+            cand = self.store(cand, x[idx], eps)
+            m_new = best.offer(cand, idx, _query(model, cand, y[idx]))
             self.queries_made += len(idx)
             better = m_new < m_cur[idx]
             x_cur[idx[better]], m_cur[idx[better]] = cand[better], m_new[better]
-            best.update(cand[better], m_new[better], idx[better])
 
 
-def build_attack(name: str, params: object, seed: int = 0) -> FGSM | PGD | APGD | Square:
-    """Attack by name from the ``attack`` params group; unknown names are a clear error."""
+def build_attack(name: str, params: object, seed: int = 0, store: Store = as_computed) -> Attack:
+    """Attack by name from the ``attack`` params group, selecting on the images ``store`` makes; unknown names are
+    a clear error."""
     if name == "fgsm":
-        return FGSM()
+        return FGSM(store)
     if name == "pgd":
         c = params.pgd  # type: ignore[attr-defined]
-        return PGD(c.steps, c.rel_step_size, c.random_start, seed, c.restarts, c.losses)
+        return PGD(c.steps, c.rel_step_size, c.random_start, seed, c.restarts, c.losses, store)
     if name == "apgd":
         c = params.apgd  # type: ignore[attr-defined]
-        return APGD(c.steps, c.rho, seed=seed, restarts=c.restarts, losses=c.losses)
+        return APGD(c.steps, c.rho, seed=seed, restarts=c.restarts, losses=c.losses, store=store)
     if name == "square":
         c = params.square  # type: ignore[attr-defined]
-        return Square(c.queries, c.p_init, c.restarts, seed)
+        return Square(c.queries, c.p_init, c.restarts, seed, store)
     raise ValueError(f"unknown attack {name!r}; known: fgsm, pgd, apgd, square")

@@ -1,14 +1,15 @@
 """Scores every trained model (variant x seed) on clean test frames, on its own adversarial artifacts, on
-the per-image worst case over its attacks, and on its same-seed counterpart's artifacts (black-box
-transfer); then aggregates across seeds and compares the variants paired by seed.
+the per-image worst case over its attacks (Square on the gradient attacks' survivors included), and on its
+same-seed counterpart's artifacts (black-box transfer); then aggregates across seeds and compares the
+variants paired by seed, resampling identity clusters for the test-sampling variance.
 
-Frames and artifacts are read one batch at a time, so memory is bounded by the batch size.
+Frames and artifacts are read one batch at a time, so memory is bounded by the batch size; every image is
+scored in float32 (:mod:`robustdf.scoring`), as the attacks selected it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,15 @@ import numpy as np
 import torch
 
 from robustdf import metrics as M
-from robustdf.artifacts import Artifact, rebuild
+from robustdf.artifacts import Artifact
 from robustdf.data import FrameDataset
 from robustdf.explain import MORE_ROBUST_WHEN, QUANTITIES, why_quantities
 from robustdf.manifest import test_rows
-from robustdf.model import FAKE
+from robustdf.masking import square_extra
 from robustdf.paired import paired_seed_difference
+from robustdf.runtime import DataError
 from robustdf.sanity import eps_key, sanity_checks
+from robustdf.scoring import adversarial_images, clean_images, predict
 
 VARIANTS = ("baseline", "gr")
 HEADLINE_METRICS = ("auc", "bacc")
@@ -31,7 +34,8 @@ HEADLINE_METRICS = ("auc", "bacc")
 
 @dataclass
 class TestSet:
-    """The evaluated frames (read lazily), labels, per-frame video key (method/video) and method."""
+    """The evaluated frames (read lazily), labels, per-frame video key (method/video), method and identity
+    cluster (the split's group: an original, its fakes and their sources; the resampling unit)."""
 
     __test__ = False  # not a pytest class
 
@@ -39,41 +43,20 @@ class TestSet:
     y: np.ndarray
     video: np.ndarray
     method: np.ndarray
+    cluster: np.ndarray
     heldout: list[str] = field(default_factory=list)
 
 
-def load_test_set(rows: list[dict[str, Any]], frames_root: str | Path) -> TestSet:
+def load_test_set(rows: list[dict[str, Any]], frames_root: str | Path, manifest: str | Path = "") -> TestSet:
     """The test videos of a balanced manifest; held-out methods are those never seen in train/val."""
     trained_on = {r["method"] for r in rows if r["split"] in ("train", "val")}
     ds = FrameDataset(test_rows(rows), frames_root)
+    if any(not r.get("group") for r in ds.rows):
+        raise DataError(f"manifest {manifest} has test videos without an identity group: rerun the split stage")
     vid = ds.video_index()
-    return TestSet(ds, ds.labels(), np.array([r["key"] for r in ds.rows])[vid],
-                   np.array([r["method"] for r in ds.rows])[vid],
+    col = {k: np.array([r[k] for r in ds.rows])[vid] for k in ("key", "method", "group")}
+    return TestSet(ds, ds.labels(), col["key"], col["method"], col["group"],
                    sorted({r["method"] for r in ds.rows if r["label"] == 1} - trained_on))
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, images: Iterator[torch.Tensor], device: torch.device) -> np.ndarray:
-    """Fake-class probabilities for batches of [0, 1] images."""
-    model.eval()
-    out = []
-    for x in images:
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            logits = model(x.to(device))
-        out.append(torch.softmax(logits.float(), 1)[:, FAKE].cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-
-
-def clean_images(ts: TestSet, batch_size: int) -> Iterator[torch.Tensor]:
-    for u8, _ in ts.ds.batches(batch_size):
-        yield u8.float().div_(255)
-
-
-def adversarial_images(ts: TestSet, art: Artifact, e: int, batch_size: int) -> Iterator[torch.Tensor]:
-    start = 0
-    for u8, _ in ts.ds.batches(batch_size):
-        yield rebuild(u8, art.delta(e, start, start + len(u8)), art.eps[e])
-        start += len(u8)
 
 
 def worst_case(y: np.ndarray, scores: list[np.ndarray]) -> np.ndarray:
@@ -96,22 +79,25 @@ class ModelResult:
 
 
 def score_model(model: torch.nn.Module, name: str, config: dict[str, Any], ts: TestSet, attacks_root: Path,
-                attacks: list[str], eps_list: list[float], counterpart: str | None, layer: str, r: float,
-                batch_size: int, device: torch.device) -> ModelResult:
-    """Clean, white-box (each attack and the worst case per eps) and transfer scores of one model."""
+                square_root: Path, attacks: list[str], eps_list: list[float], counterpart: str | None, layer: str,
+                r: float, batch_size: int, device: torch.device) -> ModelResult:
+    """Clean, white-box (each attack, Square on the survivors, and the worst case per eps) and transfer scores of
+    one model; ``gradient_<eps>`` is the worst case over the gradient attacks alone."""
     model = model.to(device)
-    scores = {"clean": predict(model, clean_images(ts, batch_size), device)}
+    scores = {"clean": predict(model, clean_images(ts.ds, batch_size), device)}
     vanished = []
-    for a in attacks:
-        art = Artifact(attacks_root / name / a)
+    arts = [(a, Artifact(attacks_root / name / a)) for a in attacks] + [("square", Artifact(square_root / name))]
+    for a, art in arts:
         _check_cover(art, ts)
         for e, eps in enumerate(art.eps):
             cond = f"{a}_{eps_key(eps)}"
-            scores[cond] = predict(model, adversarial_images(ts, art, e, batch_size), device)
-            if eps > 0 and art.is_zero(e):
+            scores[cond] = predict(model, adversarial_images(ts.ds, art, e, batch_size), device)
+            if eps > 0 and art.is_zero(e) and a != "square":
                 vanished.append(cond)
     for eps in eps_list:
-        scores[f"worst_{eps_key(eps)}"] = worst_case(ts.y, [scores[f"{a}_{eps_key(eps)}"] for a in attacks])
+        k = eps_key(eps)
+        scores[f"gradient_{k}"] = worst_case(ts.y, [scores[f"{a}_{k}"] for a in attacks])
+        scores[f"worst_{k}"] = worst_case(ts.y, [scores[f"gradient_{k}"], scores[f"square_{k}"]])
     if counterpart is not None:
         for a in attacks:
             art = Artifact(attacks_root / counterpart / a)
@@ -119,7 +105,7 @@ def score_model(model: torch.nn.Module, name: str, config: dict[str, Any], ts: T
             for e, eps in enumerate(art.eps):
                 if eps in eps_list:
                     scores[f"transfer_{a}_{eps_key(eps)}"] = predict(
-                        model, adversarial_images(ts, art, e, batch_size), device)
+                        model, adversarial_images(ts.ds, art, e, batch_size), device)
     why = why_quantities(model, ts.ds.batches(batch_size), layer, r, device)
     return ModelResult(name, config["variant"], int(config["seed"]), float(config["val_auc"]), scores, why, vanished)
 
@@ -153,13 +139,10 @@ def by_method(ts: TestSet, p: np.ndarray, threshold: float) -> dict[str, dict[st
 
 
 def _stat(metric: str, threshold: float) -> Any:
+    """The per-row statistic of a headline metric, for :func:`paired_seed_difference`."""
     if metric == "auc":
-        return M.rank_auc
-    return lambda y, p: M.balanced_accuracy(y, p, threshold)
-
-
-def _median(_y: np.ndarray, v: np.ndarray) -> float:
-    return float(np.median(v))
+        return M.rank_auc_rows
+    return lambda y, p: M.balanced_accuracy_rows(y, p, threshold)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -175,9 +158,13 @@ def evaluate_all(results: list[ModelResult], ts: TestSet, ev: Any, eps_list: lis
     models: dict[str, Any] = {}
     for res in results:
         clean = res.scores["clean"]
-        conds = {c: score(ts, p, None if c == "clean" else clean, ev.threshold) for c, p in res.scores.items()}
-        for c, p in res.scores.items():
-            conds[c].update(M.bootstrap_ci(ts.y, p, ts.video, ev.n_bootstrap, ev.ci, ev.seed, ev.threshold))
+        conds = {c: score(ts, p, None if c == "clean" else clean, ev.threshold) for c, p in res.scores.items()
+                 if not c.startswith("square_")}  # Square attacked only the survivors: no condition of its own
+        for c in conds:
+            conds[c].update(M.bootstrap_ci(ts.y, res.scores[c], ts.cluster, ev.n_bootstrap, ev.ci, ev.seed,
+                                           ev.threshold))
+        masking = {eps_key(e): square_extra(ts.y, res.scores[f"gradient_{eps_key(e)}"],
+                                            res.scores[f"square_{eps_key(e)}"], ev.threshold) for e in eps_list}
         models[res.name] = {
             "variant": res.variant, "seed": res.seed, "val_auc": res.val_auc,
             "degenerate": res.val_auc < ev.min_val_auc,
@@ -185,7 +172,8 @@ def evaluate_all(results: list[ModelResult], ts: TestSet, ev: Any, eps_list: lis
             "by_method": {c: by_method(ts, res.scores[c], ev.threshold)
                           for c in ["clean", *[f"worst_{eps_key(e)}" for e in eps_list]]},
             "why": {q: float(np.median(v)) for q, v in res.why.items()},
-            "sanity": sanity_checks(conds, eps_list, attacks, sanity_eps, ev.sanity_tolerance,
+            "masking": masking,
+            "sanity": sanity_checks(conds, masking, eps_list, sanity_eps, ev.sanity_tolerance,
                                     ev.max_acc_at_sanity_eps),
             "vanished": res.vanished,
         }
@@ -205,18 +193,20 @@ def evaluate_all(results: list[ModelResult], ts: TestSet, ev: Any, eps_list: lis
     if valid:
         a = [by_seed[("baseline", s)] for s in valid]
         b = [by_seed[("gr", s)] for s in valid]
-        common = [c for c in a[0].scores if all(c in r.scores for r in a + b)]
+        common = [c for c in models[a[0].name]["conditions"] if all(c in r.scores for r in a + b)]
         for c in common:
-            paired[c] = {m: paired_seed_difference(ts.y, ts.video, [r.scores[c] for r in a], [r.scores[c] for r in b],
-                                                   _stat(m, ev.threshold), ev.n_bootstrap, ev.ci, ev.seed)
+            paired[c] = {m: paired_seed_difference(ts.y, ts.cluster, [r.scores[c] for r in a],
+                                                   [r.scores[c] for r in b], _stat(m, ev.threshold), ev.n_bootstrap,
+                                                   ev.ci, ev.seed, ev.power)
                          for m in HEADLINE_METRICS}
         for q in QUANTITIES:
-            paired_why[q] = paired_seed_difference(ts.y, ts.video, [r.why[q] for r in a], [r.why[q] for r in b],
-                                                   _median, ev.n_bootstrap, ev.ci, ev.seed)
+            paired_why[q] = paired_seed_difference(ts.y, ts.cluster, [r.why[q] for r in a], [r.why[q] for r in b],
+                                                   M.median_rows, ev.n_bootstrap, ev.ci, ev.seed, ev.power)
             paired_why[q]["more_robust_when"] = MORE_ROBUST_WHEN[q]
     degenerate = sorted(n for n, m in models.items() if m["degenerate"])
     details = {"models": models, "variants": variants, "paired": paired, "paired_why": paired_why,
                "seeds": seeds, "valid_seeds": valid, "degenerate": degenerate,
+               "n_clusters": len(np.unique(ts.cluster)),
                "eps": eps_list, "attacks": attacks, "sanity_eps": sanity_eps}
     return details
 

@@ -1,7 +1,8 @@
 """The headline of a run: few numbers with short keys, so `dvc exp show` fits a terminal.
 
 ``metrics.json`` (registered as DVC metrics) holds per variant the across-seed means in percent;
-``verdict.json`` holds GR minus baseline paired by seed, in points, with its interval.
+``verdict.json`` holds GR minus baseline paired by seed, in points, with its calibrated interval and the smallest
+difference the run could detect (``mde``, at ``evaluate.power``).
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ def headline(details: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics[SHORT[v]] = {r.key: _pct(means.get(r.condition, {}).get(r.metric, {}).get("mean", math.nan))
                              for r in rows}
     failed = sum(1 for m in details["models"].values() for s in m["sanity"] if s["passed"] is False)
+    unchecked = sum(1 for m in details["models"].values() for s in m["sanity"] if s["passed"] is None)
     metrics["flags"] = len(details["degenerate"]) + failed
     verdict: dict[str, Any] = {}
     for r in rows:
         d = details["paired"].get(r.condition, {}).get(r.metric)
         verdict[r.key] = ({"diff": _pct(d["diff"]), "lo": _pct(d["lo"]), "hi": _pct(d["hi"]),
-                           "finding": d["finding"]} if d
-                          else {"diff": None, "lo": None, "hi": None, "finding": False})
-    verdict["checks"] = {"degenerate_models": len(details["degenerate"]), "failed_sanity_checks": failed}
+                           "mde": _pct(d["mde"]), "finding": d["finding"]} if d
+                          else {"diff": None, "lo": None, "hi": None, "mde": None, "finding": False})
+    verdict["checks"] = {"degenerate_models": len(details["degenerate"]), "failed_sanity_checks": failed,
+                         "unevaluated_sanity_checks": unchecked}
     return metrics, verdict

@@ -1,4 +1,4 @@
-"""Detection metrics (fake = positive class) on scikit-learn primitives, video grouping, bootstrap CIs."""
+"""Detection metrics (fake = positive class) on scikit-learn primitives, video grouping, cluster-bootstrap CIs."""
 
 from __future__ import annotations
 
@@ -96,9 +96,34 @@ def rank_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def video_resamples(video: np.ndarray, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Frame indices of ``n_boot`` bootstrap resamples that draw whole videos with replacement."""
-    ids, inv = np.unique(video, return_inverse=True)
+def balanced_accuracy_rows(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """:func:`balanced_accuracy` of each row of ``p`` (models x frames); NaN where a class is absent."""
+    pred = np.atleast_2d(p) >= threshold
+    fake = y == 1
+    if fake.all() or not fake.any():
+        return np.full(len(pred), math.nan)
+    return 0.5 * (pred[:, fake].mean(1) + (~pred[:, ~fake]).mean(1))
+
+
+def rank_auc_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """:func:`rank_auc` of each row of ``p`` (models x frames)."""
+    p = np.atleast_2d(p)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.full(len(p), math.nan)
+    ranks = rankdata(p, axis=1)
+    return (ranks[:, y == 1].sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def median_rows(_y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The median of each row (a per-frame quantity per model)."""
+    return np.median(np.atleast_2d(v), axis=1)
+
+
+def cluster_resamples(cluster: np.ndarray, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Frame indices of ``n_boot`` bootstrap resamples that draw whole clusters (identity groups) with replacement."""
+    ids, inv = np.unique(cluster, return_inverse=True)
     order = np.argsort(inv, kind="stable")
     starts = np.searchsorted(inv[order], np.arange(len(ids) + 1))
     rng = np.random.default_rng(seed)
@@ -114,11 +139,11 @@ def percentile_band(values: list[float], ci: float) -> list[float]:
 
 
 def bootstrap_ci(
-    y: np.ndarray, p: np.ndarray, video: np.ndarray, n_boot: int, ci: float, seed: int, threshold: float = 0.5
+    y: np.ndarray, p: np.ndarray, cluster: np.ndarray, n_boot: int, ci: float, seed: int, threshold: float = 0.5
 ) -> dict[str, list[float]]:
-    """Percentile CIs of frame accuracy and AUC, resampling whole test videos with replacement."""
+    """Percentile CIs of frame accuracy and AUC, resampling whole identity clusters with replacement."""
     accs, aucs = [], []
-    for pick in video_resamples(video, n_boot, seed):
+    for pick in cluster_resamples(cluster, n_boot, seed):
         yb, pb = y[pick], p[pick]
         accs.append(float(np.mean((pb >= threshold) == yb)))
         auc = rank_auc(yb, pb)

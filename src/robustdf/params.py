@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection")
 REAL_SOURCES = ("youtube", "actors")
 SPLITS = ("train", "val", "test")
-ATTACKS = ("fgsm", "pgd", "apgd", "square")
+ATTACKS = ("fgsm", "pgd", "apgd")  # gradient attacks, one stage each; Square runs on their survivors (masking check)
 LOSSES = ("ce", "margin")  # attack losses; DLR needs >= 3 classes, for two the margin takes its role
 MODELS = ("baseline", "gr")
 
@@ -235,9 +235,15 @@ class _MultiRun(Strict):
 
 class PGDParams(_MultiRun):
     steps: int = Field(10, ge=1)
+    sanity_eps: float = 32 / 255  # PGD also runs here: accuracy must be near 0 (evaluate checks it)
     rel_step_size: float = Field(0.25, gt=0, le=1.0)
     random_start: bool = True
     losses: list[str] = ["ce", "margin"]
+
+    @field_validator("sanity_eps", mode="before")
+    @classmethod
+    def _sanity_eps(cls, v: Any) -> float:
+        return parse_eps(v)
 
     @model_validator(mode="after")
     def _restarts_need_random_start(self) -> PGDParams:
@@ -252,7 +258,9 @@ class APGDParams(_MultiRun):
 
 
 class SquareParams(Strict):
-    queries: int = Field(100, ge=1)
+    """Square on the frames every gradient attack left correct (the masking check); AutoAttack uses 5,000."""
+
+    queries: int = Field(1000, ge=1)
     p_init: float = Field(0.05, gt=0, le=1)
     restarts: int = Field(1, ge=1)
 
@@ -260,7 +268,6 @@ class SquareParams(Strict):
 class AttackParams(Strict):
     attacks: list[Literal[ATTACKS]] = list(ATTACKS)  # type: ignore[valid-type]
     eps: list[float]
-    sanity_eps: float = 32 / 255  # PGD also runs here: accuracy must be near 0 (evaluate checks it)
     batch_size: int = Field(64, ge=1)
     quantize_8bit: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -281,11 +288,6 @@ class AttackParams(Strict):
             raise ValueError(f"eps values repeat: {v}")
         return sorted(values)
 
-    @field_validator("sanity_eps", mode="before")
-    @classmethod
-    def _sanity_eps(cls, v: Any) -> float:
-        return parse_eps(v)
-
     @field_validator("attacks")
     @classmethod
     def _attacks(cls, v: list[str]) -> list[str]:
@@ -294,13 +296,14 @@ class AttackParams(Strict):
         return v
 
     def eps_for(self, attack: str) -> list[float]:
-        """The radii one attack stage runs: ``eps``, plus ``sanity_eps`` for PGD."""
-        return sorted({*self.eps, self.sanity_eps}) if attack == "pgd" else list(self.eps)
+        """The radii one attack stage runs: ``eps``, plus ``pgd.sanity_eps`` for PGD."""
+        return sorted({*self.eps, self.pgd.sanity_eps}) if attack == "pgd" else list(self.eps)
 
 
 class EvaluateParams(Strict):
     n_bootstrap: int = Field(200, ge=10)
     ci: float = Field(0.95, gt=0.5, lt=1.0)
+    power: float = Field(0.8, gt=0.5, lt=1.0)  # the detectable size is the difference found with this probability
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     batch_size: int = Field(128, ge=1)
     min_val_auc: float = Field(0.7, ge=0.0, le=1.0)  # below: the model did not learn; flagged, not compared

@@ -35,20 +35,29 @@ def _findings(details: dict[str, Any]) -> list[tuple[HeadlineRow, dict[str, Any]
     return [(r, d) for r, d in rows if d and not _nan(d["diff"])]
 
 
+INCONCLUSIVE_MDE = 0.10  # a run that can detect only differences above 10 points cannot tell
+
+
+def verdict_line(name: str, d: dict[str, Any], ci: float, power: float) -> str:
+    """One sentence: a finding only when the interval excludes zero; a null result says what it excludes."""
+    if _nan(d["lo"]):
+        return (f"- {name}: GR - baseline {_pts(d['diff'])} points; **this run cannot tell** (no interval: it needs "
+                f"at least two compared seeds and two identity clusters).")
+    interval = (f"{_pts(d['diff'])} points, {int(100 * ci)}% interval [{_pts(d['lo'])}, {_pts(d['hi'])}]; "
+                f"detectable at {int(100 * power)}% power: {_pct(d['mde'])} points")
+    if d["finding"]:
+        return f"- **{name}: GR is {'higher' if d['diff'] > 0 else 'lower'}** ({interval})."
+    if d["mde"] > INCONCLUSIVE_MDE:
+        return f"- {name}: **this run cannot tell** ({interval})."
+    return (f"- {name}: no difference found; a difference beyond [{_pts(d['lo'])}, {_pts(d['hi'])}] points is "
+            f"excluded ({interval}).")
+
+
 def verdict_lines(details: dict[str, Any]) -> list[str]:
-    """One sentence per headline comparison: a finding only when its interval excludes zero."""
-    n = len(details["valid_seeds"])
-    if n == 0:
+    """One sentence per headline comparison."""
+    if not details["valid_seeds"]:
         return ["**No verdict**: no seed has a baseline and a GR model that both learned (see the warnings above)."]
-    out = []
-    for row, d in _findings(details):
-        interval = f"{_pts(d['diff'])} points, {int(100 * details['ci'])}% interval [{_pts(d['lo'])}, {_pts(d['hi'])}]"
-        if d["finding"]:
-            word = "higher" if d["diff"] > 0 else "lower"
-            out.append(f"- **{row.name}: GR is {word}** ({interval}; {n} seeds x test videos).")
-        else:
-            out.append(f"- {row.name}: the data do not show a difference ({interval}).")
-    return out
+    return [verdict_line(row.name, d, details["ci"], details.get("power", 0.8)) for row, d in _findings(details)]
 
 
 def warning_lines(details: dict[str, Any]) -> list[str]:
@@ -63,7 +72,23 @@ def warning_lines(details: dict[str, Any]) -> list[str]:
             if s["passed"] is False:
                 out.append(f"> **Sanity check failed: {s['check']} on {name}** ({s['detail']}). This undermines "
                            f"{s['undermines']}.")
+    unchecked = sorted({s["check"] for m in details["models"].values() for s in m["sanity"] if s["passed"] is None})
+    if unchecked:
+        out.append(f"> **Not evaluated: {', '.join(unchecked)}** (inputs missing, see the sanity table): the claims "
+                   "they guard are unchecked.")
     return out
+
+
+def masking_lines(details: dict[str, Any]) -> list[str]:
+    """Per model and eps: frames that survived every gradient attack, and how many of them Square broke."""
+    keys = [eps_key(e) for e in details["eps"]]
+    lines = ["Square (gradient-free) on the frames every gradient attack left correct: survivors / broken by "
+             "Square. Frames Square breaks there are adversarial examples that the gradients hid.", "",
+             "| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, m in details["models"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{m['masking'][k]['survivors']} / {m['masking'][k]['square_broke']}"
+                                                 for k in keys) + " |")
+    return lines
 
 
 def why_lines(details: dict[str, Any]) -> list[str]:
@@ -72,13 +97,13 @@ def why_lines(details: dict[str, Any]) -> list[str]:
     if not pw:
         return ["Not measured: no valid seed pair."]
     lines = ["Medians over clean test frames, mean over seeds; GR - baseline paired by seed.", "",
-             "| quantity | baseline | GR | GR - baseline [interval] | more robust when | finding |",
-             "|---|---|---|---|---|---|"]
+             "| quantity | baseline | GR | GR - baseline [interval] | detectable | more robust when | finding |",
+             "|---|---|---|---|---|---|---|"]
     for q in QUANTITIES:
         b, g, d = details["variants"]["baseline"]["why"][q], details["variants"]["gr"]["why"][q], pw[q]
         finding = "yes" if d["finding"] else "no"
         lines.append(f"| {WHY_NAMES[q]} | {_num(b['mean'])} | {_num(g['mean'])} | {_num(d['diff'])} "
-                     f"[{_num(d['lo'])}, {_num(d['hi'])}] | {d['more_robust_when']} | {finding} |")
+                     f"[{_num(d['lo'])}, {_num(d['hi'])}] | {_num(d['mde'])} | {d['more_robust_when']} | {finding} |")
     robust = [(r, d) for r, d in _findings(details) if r.condition.startswith("worst_") and d["finding"]]
     differ = [q for q in QUANTITIES if pw[q]["finding"]]
     consistent = [q for q in differ if (pw[q]["diff"] < 0) == (pw[q]["more_robust_when"] == "lower")]
@@ -137,10 +162,14 @@ def render(details: dict[str, Any], context: dict[str, Any]) -> str:
     lines += [
         f"Test set: {context['n_frames']} frames from {context['n_videos']} videos ({context['n_real_videos']} real, "
         f"{context['n_fake_videos']} fake; fake is the positive class). Seeds: {seeds} ({len(valid)} compared). "
-        f"Attacks: L-inf on [0, 1] pixels, {', '.join(details['attacks'])}; 'robust' = per-frame worst case over "
-        f"all of them. Intervals: {int(100 * details['ci'])}% hierarchical bootstrap over seeds and test videos "
-        f"({context['n_bootstrap']} resamples). Balanced accuracy = mean of the recall on fakes and on reals. "
-        "Percentages and points.", "", "## Verdict", ""]
+        f"Attacks: L-inf on [0, 1] pixels, {', '.join(details['attacks'])}, then Square on their survivors, each "
+        f"scored on the 8-bit image it stores, in float32; 'robust' = per-frame worst case over all of them. "
+        f"Intervals: {int(100 * details['ci'])}% t-intervals over seeds with the test-sampling variance of an "
+        f"identity-cluster bootstrap added ({context.get('n_clusters', 'n/a')} clusters, {context['n_bootstrap']} "
+        f"resamples); 'detectable' is the smallest difference the run finds with probability "
+        f"{details.get('power', 0.8)}. Balanced accuracy = mean of the recall on fakes and on reals. "
+        "Percentages and points.", "",
+        "## Verdict", ""]
     lines += verdict_lines(details)
     lines += ["", "## Face crops", ""] + face_lines(context)
     lines += ["", "## Sanity checks of the attacks", "",
@@ -148,10 +177,15 @@ def render(details: dict[str, Any], context: dict[str, Any]) -> str:
               "|---" * (len(details["models"]) + 2) + "|"]
     checks = [s["check"] for s in next(iter(details["models"].values()))["sanity"]]
     for i, c in enumerate(checks):
-        cells = [{True: "pass", False: "**FAIL**", None: "not run"}[m["sanity"][i]["passed"]]
+        cells = [{True: "pass", False: "**FAIL**", None: "not evaluated"}[m["sanity"][i]["passed"]]
                  for m in details["models"].values()]
         undermines = next(iter(details["models"].values()))["sanity"][i]["undermines"]
         lines.append(f"| {c} | " + " | ".join(cells) + f" | {undermines} |")
+    infos = [f"{name}: {m['sanity'][i]['info']}" for name, m in details["models"].items()
+             for i in range(len(checks)) if m["sanity"][i].get("info")]
+    if infos:
+        lines += [""] + [f"Information, {t}." for t in infos]
+    lines += ["", "## Gradient masking", ""] + masking_lines(details)
     lines += ["", "## Why: measured", ""] + why_lines(details)
     robust_keys = [f"worst_{eps_key(e)}" for e in details["eps"]]
     lines += ["", "## Per seed", "", "| model | val AUC | clean AUC | clean bacc | "
@@ -174,7 +208,8 @@ def render(details: dict[str, Any], context: dict[str, Any]) -> str:
                 s = details["variants"][v][cond][m]
                 cells.append(f"{_pct(s['mean'])} [{_pct(s['min'])}, {_pct(s['max'])}]")
         d = details["paired"].get(cond, {}).get("bacc")
-        cells.append(f"{_pts(d['diff'])} [{_pts(d['lo'])}, {_pts(d['hi'])}]" if d else "n/a")
+        cells.append(f"{_pts(d['diff'])} [{_pts(d['lo'])}, {_pts(d['hi'])}], detectable {_pct(d['mde'])}" if d
+                     else "n/a")
         lines.append(f"| {cond} | " + " | ".join(cells) + " |")
     smallest = f"worst_{eps_key(details['eps'][0])}"
     lines += ["", f"## Per manipulation method (balanced accuracy, across-seed mean; clean and {smallest})", "",

@@ -98,7 +98,8 @@ class Assignment(NamedTuple):
 def assign_splits(
     rows: list[dict[str, Any]], official: dict[str, str] | None, fractions: dict[str, float], seed: int
 ) -> Assignment:
-    """Give every video a split; identities missing from ``official`` get a grouped split.
+    """Give every video a split and its identity ``group`` (:func:`identity_groups`, the unit that evaluation
+    resamples); identities missing from ``official`` get a grouped split.
 
     A fake whose target and source land in different splits through that grouped split is
     dropped (and counted), never moved; a conflict within the official files is an error.
@@ -107,6 +108,7 @@ def assign_splits(
     official = official or {}
     uncovered = [r for r in rows if r["target"] not in official or (r["source"] and r["source"] not in official)]
     fallback = grouped_split(uncovered, fractions, seed) if uncovered else {}
+    group = identity_groups(rows)
     if official and uncovered:
         notes.append(f"{len(uncovered)} videos have identities outside the official split files: grouped split")
     out, dropped = [], []
@@ -114,7 +116,7 @@ def assign_splits(
         ids = [r["target"]] + ([r["source"]] if r["source"] else [])
         where = {official.get(i) or fallback[i] for i in ids}
         if len(where) == 1:
-            out.append({**r, "split": where.pop()})
+            out.append({**r, "split": where.pop(), "group": group[r["target"]]})
         elif all(i in official for i in ids):
             raise DataError(f"video {r['key']} links identities in different official splits {sorted(where)}")
         else:
