@@ -33,14 +33,15 @@ def _grads(net: nn.Module) -> torch.Tensor:
 
 
 def exact_gr_gradient(net: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
-    """d/dtheta [L + lam * ||grad_s L||] by double backprop through explicit zero perturbations of mu, sigma."""
+    """d/dtheta [L + lam * sum_i ||grad_{s_i} L||] (per-sample norms) by double backprop through explicit
+    zero perturbations of mu, sigma."""
     pim = PerturbationInjection(net.shallow)
     pim.mode = "probe"
     with frozen_bn_stats(net):
         loss = nn.functional.cross_entropy(net(x), y)
     d_mu, d_sigma = pim.probe
     g_mu, g_sigma = torch.autograd.grad(loss, (d_mu, d_sigma), create_graph=True)
-    penalty = torch.sqrt((g_mu**2).sum() + (g_sigma**2).sum())
+    penalty = torch.sqrt(g_mu.flatten(1).square().sum(1) + g_sigma.flatten(1).square().sum(1)).sum()
     net.zero_grad()
     (loss + lam * penalty).backward()
     pim.remove()
