@@ -33,7 +33,7 @@ from robustdf.gr import GradientRegularizer
 from robustdf.model import build_model
 from robustdf.params import ExtractParams, load_group
 from robustdf.runtime import pick_device, set_cpu_threads
-from robustdf.training import amp_context, train_step
+from robustdf.training import amp_setup, train_step
 
 CPU_WORKERS = (2, 16, 64)
 
@@ -67,8 +67,7 @@ def model_rates(size: int, batch: int, rounds: int, device: torch.device) -> dic
     nn.init.normal_(model.backbone.get_classifier().weight, std=0.1)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda)
-    autocast = amp_context(use_cuda)
+    autocast, scaler = amp_setup("auto", device)
     x = torch.rand(batch, 3, size, size, device=device)
     y = torch.randint(0, 2, (batch,), device=device)
 

@@ -7,6 +7,8 @@ EfficientNet-B0 checkpoints (random weights, head drawn with std 0.1 so gradient
 fresh process; gr-0's artifact (read by evaluate for transfer) is a copy of baseline-0's. Peak RSS is the kernel's
 (``wait4`` ru_maxrss of that process); peak anonymous and file-backed RSS come from polling /proc every 20 ms.
 Sizes interleaved (N 4N 16N N 4N 16N ...), medians over rounds. Goal: 16N within 1.2x of N, per stage.
+The training loop's validation (``training.evaluate_split``, baseline-0, the test frames as the val split, in
+a fresh process of this script with ``--validation-child``) is measured the same way, as stage "validation".
 Also, in this process, the growth of file-backed RSS over one pass of ``FrameDataset.batches`` per size: the
 frames' memory maps count in RSS while open (the dataset keeps at most ``OPEN_MAPS`` open).
 (b) Size. Stored bytes per adversarial image and eps (delta.zlib + offsets.npy) of the stage's int8 PGD and
@@ -37,8 +39,10 @@ from common import ROOT, report
 from robustdf.artifacts import Artifact
 from robustdf.data import FrameDataset
 from robustdf.manifest import read_rows, test_rows, write_rows
-from robustdf.model import build_model, save_checkpoint
+from robustdf.model import build_model, load_checkpoint, save_checkpoint
 from robustdf.params import read_params
+from robustdf.runtime import set_cpu_threads
+from robustdf.training import evaluate_split
 
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 MODELS = ("baseline-0", "gr-0")
@@ -146,6 +150,23 @@ def attack_cmd(root: Path, data: Path, model: str, attack: str, out: Path) -> li
             "--models", str(root / "models"), "--out", str(out)]
 
 
+def validation_child(data: Path, frames: Path, model_dir: Path, batch: int) -> None:
+    """The training loop's per-epoch validation of one model over the manifest's test frames (run in a fresh
+    process, whose peak RSS is the measurement)."""
+    set_cpu_threads(2)
+    model, _ = load_checkpoint(model_dir)
+    ds = FrameDataset(test_rows(read_rows(data / "manifest.csv")), frames)
+    val = evaluate_split(model, ds, batch, torch.device("cpu"), torch.ones(2))
+    print(f"validated {len(ds)} frames: {val}")
+
+
+def measure_validation(root: Path, data: Path, batch: int) -> dict[str, float]:
+    """Peak RSS of :func:`validation_child` (baseline-0) over one test-set size."""
+    cmd = [str(Path(__file__).resolve()), "--validation-child", str(data), str(root / "frames"),
+           str(root / "models" / MODELS[0]), "--eval-batch", str(batch)]
+    return run_stage(cmd, root, data.parent / "validation.log")
+
+
 def measure_size(root: Path, cfg: Path, data: Path) -> dict[str, dict[str, float]]:
     """Attack (baseline-0, FGSM) and then evaluate one test-set size, each in a fresh process."""
     attacks = data.parent / "attacks"
@@ -163,7 +184,7 @@ def measure_size(root: Path, cfg: Path, data: Path) -> dict[str, dict[str, float
 def medians(runs: list[dict[str, Any]], sizes: list[int]) -> dict[str, dict[str, dict[str, float]]]:
     """Per stage, per size, the median of each measured quantity over rounds."""
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for stage in ("attack", "evaluate"):
+    for stage in ("attack", "evaluate", "validation"):
         out[stage] = {}
         for n in sizes:
             mine = [r[stage] for r in runs if r["n_frames"] == n]
@@ -216,7 +237,11 @@ def main() -> None:
     ap.add_argument("--attack-batch", type=int, default=16, help="at most N, so N already fills whole batches")
     ap.add_argument("--eval-batch", type=int, default=32)
     ap.add_argument("--pgd-steps", type=int, default=5)
+    ap.add_argument("--validation-child", nargs=3, metavar=("DATA", "FRAMES", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.validation_child:
+        validation_child(*map(Path, args.validation_child), args.eval_batch)
+        return
     if args.n % args.fpv or args.attack_batch > args.n or args.eval_batch > args.n:
         raise SystemExit("--n must be a multiple of --fpv and at least each batch size")
     t0 = time.perf_counter()
@@ -232,7 +257,8 @@ def main() -> None:
         runs = []
         for k in range(args.rounds):
             for n in sizes:
-                runs.append({"round": k, "n_frames": n, **measure_size(root, cfg, data[n])})
+                runs.append({"round": k, "n_frames": n, **measure_size(root, cfg, data[n]),
+                             "validation": measure_validation(root, data[n], args.eval_batch)})
                 print(f"round {k} n={n}: {runs[-1]}", flush=True)
         storage = measure_storage(root, data[args.n], args.attack_batch, args.pgd_steps)
     peaks = medians(runs, sizes)

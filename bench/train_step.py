@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
 
 from common import rate, report
 from robustdf.data import FrameDataset
@@ -21,7 +20,7 @@ from robustdf.gr import GradientRegularizer
 from robustdf.model import build_model
 from robustdf.params import AugmentParams
 from robustdf.runtime import pick_device
-from robustdf.training import amp_context, train_step
+from robustdf.training import amp_setup, train_loader, train_step
 
 
 def frames_store(root: Path, n_videos: int, frames: int, size: int) -> list[dict]:
@@ -39,6 +38,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto", help="as train.amp")
     args = ap.parse_args()
     torch.manual_seed(0)
     device = pick_device("auto")
@@ -48,8 +48,7 @@ def main() -> None:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda)
-    autocast = amp_context(use_cuda)
+    autocast, scaler = amp_setup(args.amp, device)
     x_mem = torch.rand(args.batch, 3, args.size, args.size, device=device)
     y_mem = torch.randint(0, 2, (args.batch,), device=device)
 
@@ -63,8 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = frames_store(Path(tmp), 64, 8, args.size)
         ds = FrameDataset(rows, tmp, AugmentParams(jpeg_prob=0.0), seed=0)
-        loader = DataLoader(ds, batch_size=args.batch, sampler=RandomSampler(ds), drop_last=True,
-                            num_workers=args.workers, pin_memory=use_cuda, persistent_workers=args.workers > 0)
+        loader, _ = train_loader(ds, args.batch, args.workers, seed=0, pin_memory=use_cuda)
         batches = iter(())
 
         def step(gr: GradientRegularizer | None) -> int:
@@ -86,7 +84,7 @@ def main() -> None:
         c = rate(lambda: step(gr), repeat=args.steps)
         gr.pim.remove()
     report("train_step", {
-        "device": str(device), "image_size": args.size, "batch_size": args.batch, "amp": use_cuda,
+        "device": str(device), "image_size": args.size, "batch_size": args.batch, "amp": args.amp,
         "a_bare_fwd_bwd_img_s": round(a, 2), "b_baseline_step_loader_img_s": round(b, 2),
         "c_gr_step_loader_img_s": round(c, 2), "b_over_a": round(b / a, 3),
         "gr_time_over_baseline_time": round(b / c, 3),

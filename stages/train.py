@@ -14,8 +14,8 @@ import torch.distributed as dist
 
 from robustdf.manifest import read_rows
 from robustdf.params import MODELS, ParamsError, load_group
-from robustdf.runtime import DataError, StageRun, atomic_dir, main_guard, pick_device
-from robustdf.training import train, world
+from robustdf.runtime import DataError, StageRun, atomic_dir, main_guard
+from robustdf.training import process_device, train, world
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     live_dir = Path(args.live or f"data/train/{name}")
     rank, world_size = world()
     if world_size > 1:
-        dist.init_process_group("nccl" if pick_device(p.device).type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if process_device(p.device).type == "cuda" else "gloo")
     run = StageRun(f"train@{name}")
     rows = read_rows(Path(args.data) / "manifest.csv")
     train_rows = [r for r in rows if r["split"] == "train"]

@@ -240,3 +240,32 @@ def test_frame_dataset_keeps_a_bounded_number_of_files_mapped(tmp_path):
         assert np.array_equal(ds.uint8(index).permute(1, 2, 0).numpy(), expected)  # values survive re-opening
         assert len(ds._arrays) <= OPEN_MAPS
     assert np.array_equal(ds.uint8(0).permute(1, 2, 0).numpy(), np.load(tmp_path / "0.npy")[0])  # closed, reopened
+
+
+def _epochs(rows, root, workers: int, epochs: int = 2) -> list[dict[int, np.ndarray]]:
+    """Per epoch, the augmented image of every frame (one frame per video: the row index is the frame)."""
+    from robustdf.params import AugmentParams
+    from robustdf.training import train_loader
+
+    ds = FrameDataset(rows, root, AugmentParams(hflip=True, brightness=0.2, contrast=0.2, jpeg_prob=0.5), seed=3)
+    loader, sampler = train_loader(ds, batch_size=4, num_workers=workers, seed=3)
+    out = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        out.append({int(i): img.numpy() for x, _, idx in loader for img, i in zip(x, idx, strict=True)})
+    return out
+
+
+def test_augmentation_changes_per_epoch_inside_persistent_workers_and_ignores_their_count(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        np.save(tmp_path / f"{i}.npy", rng.integers(0, 256, (1, 16, 16, 3), dtype=np.uint8))
+        rows.append({"frames_file": f"{i}.npy", "n_frames": 1, "label": i % 2})
+    inline, workers = _epochs(rows, tmp_path, 0), _epochs(rows, tmp_path, 2)
+    for a, b in zip(inline, workers, strict=True):  # same frames, same order, bit-identical augmentation
+        assert list(a) == list(b) and all(np.array_equal(a[i], b[i]) for i in a)
+    first, second = workers
+    shared = set(first) & set(second)
+    assert len(shared) >= 4
+    assert all(not np.array_equal(first[i], second[i]) for i in shared)  # a new draw each epoch, in the workers

@@ -33,14 +33,15 @@ def _grads(net: nn.Module) -> torch.Tensor:
 
 
 def exact_gr_gradient(net: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
-    """d/dtheta [L + lam * ||grad_s L||] by double backprop through explicit zero perturbations of mu, sigma."""
+    """d/dtheta [L + lam * sum_i ||grad_{s_i} L||] (per-sample norms) by double backprop through explicit
+    zero perturbations of mu, sigma."""
     pim = PerturbationInjection(net.shallow)
     pim.mode = "probe"
     with frozen_bn_stats(net):
         loss = nn.functional.cross_entropy(net(x), y)
     d_mu, d_sigma = pim.probe
     g_mu, g_sigma = torch.autograd.grad(loss, (d_mu, d_sigma), create_graph=True)
-    penalty = torch.sqrt((g_mu**2).sum() + (g_sigma**2).sum())
+    penalty = torch.sqrt(g_mu.flatten(1).square().sum(1) + g_sigma.flatten(1).square().sum(1)).sum()
     net.zero_grad()
     (loss + lam * penalty).backward()
     pim.remove()
@@ -160,3 +161,76 @@ def test_shallow_layer_by_name_or_feature_index():
             assert "shallow_layer" in str(err)
         else:
             raise AssertionError(bad)
+
+
+def _injected(net: nn.Module, run) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Delta_mu, Delta_sigma) that ``run()`` really injected, recovered from the shallow output of its probe
+    pass f and of its injecting pass f' = f + D_mu + D_sigma * (f - mu) / sigma, as seen by the next module."""
+    seen = []
+    handle = net.deep.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].detach()))
+    try:
+        run()
+    finally:
+        handle.remove()
+    f, f2 = seen
+    mu, sigma = PerturbationInjection.stats(f)
+    d_mu = (f2 - f).mean(dim=(2, 3), keepdim=True)
+    z = (f - mu) / sigma
+    d_sigma = ((f2 - f - d_mu) * z).sum(dim=(2, 3), keepdim=True) / (z * z).sum(dim=(2, 3), keepdim=True)
+    return d_mu, d_sigma
+
+
+def _norms(delta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([d.flatten(1) for d in delta], 1).norm(dim=1)
+
+
+@pytest.mark.parametrize("batch", [4, 16])
+def test_every_frame_is_moved_by_exactly_r_whatever_the_batch_size(batch):
+    torch.manual_seed(1)
+    net = Tiny().double()
+    x = torch.rand(batch, 3, 8, 8, dtype=torch.float64)
+    y = torch.arange(batch) % 2
+    gr = GradientRegularizer(net, "shallow", r=0.05, alpha=0.5)
+    net.train()
+    delta = _injected(net, lambda: gr.backward(net, x, y, nn.functional.cross_entropy))
+    assert torch.allclose(_norms(delta), torch.full((batch,), 0.05, dtype=torch.float64), rtol=1e-9)
+
+
+def test_a_frames_delta_does_not_depend_on_its_batch_and_equals_explains():
+    from robustdf.explain import why_quantities
+
+    torch.manual_seed(2)
+    net = Tiny().eval()
+    u8 = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(16) % 2
+    x = u8.float() / 255
+    gr = GradientRegularizer(net, "shallow", r=0.05, alpha=0.5)
+    small = _injected(net, lambda: gr.backward(net, x[:4], y[:4], nn.functional.cross_entropy))
+    large = _injected(net, lambda: gr.backward(net, x, y, nn.functional.cross_entropy))
+    why = _injected(net, lambda: why_quantities(net, [(u8, y)], "shallow", 0.05, torch.device("cpu")))
+    for a, b in zip(small, large, strict=True):
+        assert torch.allclose(a, b[:4], rtol=1e-4, atol=1e-7)
+    for a, b in zip(large, why, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(_norms(why), torch.full((16,), 0.05), rtol=1e-4)
+
+
+def test_loss_scale_changes_neither_the_update_nor_the_logged_norm():
+    results = []
+    for scale in (None, 1024.0):
+        net, x, y = _setup()
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cpu", init_scale=scale) if scale else None
+        gr = GradientRegularizer(net, "shallow", r=0.05, alpha=0.5)
+        net.zero_grad()
+        _, norm = gr.backward(net, x, y, nn.functional.cross_entropy, scaler)
+        if scaler is not None:
+            assert scaler.get_scale() == 1024.0
+            raw = _grads(net)
+            scaler.unscale_(opt)
+            assert torch.allclose(raw / 1024, _grads(net), rtol=1e-12)  # .grad really was scaled
+        results.append((_grads(net), norm))
+        gr.pim.remove()
+    (g1, n1), (g2, n2) = results
+    assert n1 > 0 and n2 == pytest.approx(n1, rel=1e-9)
+    assert torch.allclose(g1, g2, rtol=1e-9, atol=1e-15)

@@ -55,6 +55,57 @@ def test_bad_params_name_key_and_value(group, raw, needle):
     assert needle in str(err.value)
 
 
+def _train(**kw):
+    return {**tiny_params()["train"], **kw}
+
+
+def _recipe(**kw):
+    return {**tiny_params()["train"]["recipe"], **kw}
+
+
+@pytest.mark.parametrize("raw,needle", [
+    (_train(baseline={"regularizer": "gr"}, gr={"regularizer": "none"}), "train.baseline must have regularizer: none"),
+    (_train(gr={"regularizer": "none"}), "train.gr must have regularizer: gr"),
+    (_train(recipe=_recipe(augment={"jpeg_quality": [99, 5]})), "train.recipe.augment.jpeg_quality"),
+    (_train(recipe=_recipe(augment={"jpeg_quality": [0, 50]})), "1 <= low <= high <= 100"),
+    (_train(recipe=_recipe(augment={"jpeg_quality": [50, 101]})), "1 <= low <= high <= 100"),
+    (_train(nproc=3, recipe=_recipe(batch_size=16)), "must divide evenly over 3 processes"),
+    (_train(amp="fp32"), "train.amp"),
+    (_train(recipe=_recipe(batch_scope="local")), "train.recipe.batch_scope"),
+])
+def test_train_shortcuts_are_rejected_naming_the_key(raw, needle):
+    with pytest.raises(ParamsError) as err:
+        validate_group("train", raw)
+    assert needle in str(err.value)
+
+
+def test_both_variants_swapped_name_both_keys():
+    with pytest.raises(ParamsError) as err:
+        validate_group("train", _train(baseline={"regularizer": "gr"}, gr={"regularizer": "none"}))
+    assert "train.baseline" in str(err.value) and "train.gr" in str(err.value)
+
+
+def test_jpeg_quality_edges_and_per_process_scope_validate():
+    p = validate_group("train", _train(nproc=3, recipe=_recipe(batch_scope="per_process",
+                                                               augment={"jpeg_quality": [1, 1]})))
+    assert p.recipe.augment.jpeg_quality == (1, 1)
+    validate_group("train", _train(recipe=_recipe(augment={"jpeg_quality": [5, 100]})))
+
+
+@pytest.mark.parametrize("scope,batch,lr", [("global", 8, 0.002), ("per_process", 16, 0.004)])
+def test_batch_scope_rule_for_two_processes(scope, batch, lr):
+    p = validate_group("train", _train(nproc=2, recipe=_recipe(batch_size=16, lr=0.002, batch_scope=scope)))
+    assert p.recipe.for_processes(1) == (16, 0.002)  # one process: the recipe as written, either way
+    per_batch, per_lr = p.recipe.for_processes(2)
+    assert per_batch == batch and per_lr == pytest.approx(lr)
+
+
+def test_global_batch_that_does_not_divide_the_world_fails_at_run_time():
+    p = validate_group("train", _train(recipe=_recipe(batch_size=10)))  # valid for nproc 1 ...
+    with pytest.raises(ParamsError, match="batch_size = 10 is the global batch"):
+        p.recipe.for_processes(4)  # ... not for a torchrun launched by hand with 4 processes
+
+
 def test_unknown_key_is_reported_as_typo(tmp_path):
     params = tiny_params()
     params["train"]["recipe"]["epoch"] = 3  # typo of 'epochs'

@@ -1,4 +1,8 @@
-"""Frame datasets over the per-video uint8 arrays, with seeded, worker-independent augmentation."""
+"""Frame datasets over the per-video uint8 arrays, with seeded, worker-independent augmentation.
+
+The epoch travels with each index (:class:`EpochSampler` yields ``(epoch, index)``), so a frame's augmentation
+is a function of (seed, epoch, index) alone, in the main process or in any loader worker, persistent or not.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from robustdf.params import AugmentParams
 from robustdf.runtime import DataError
@@ -23,14 +27,11 @@ class FrameDataset(Dataset):
                  augment: AugmentParams | None = None, seed: int = 0) -> None:
         self.rows, self.root = rows, Path(frames_root)
         self.items = [(i, k) for i, r in enumerate(rows) for k in range(r["n_frames"])]
-        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.augment, self.seed = augment, seed
         self._arrays: dict[int, np.ndarray] = {}  # the most recently used last
 
     def __len__(self) -> int:
         return len(self.items)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def array(self, i: int) -> np.ndarray:
         """The frames of row ``i``, memory-mapped; at most ``OPEN_MAPS`` maps stay open (least recently used
@@ -51,10 +52,12 @@ class FrameDataset(Dataset):
         i, k = self.items[index]
         return torch.from_numpy(np.array(self.array(i)[k])).permute(2, 0, 1)  # copy out of the read-only map
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+        """Item ``index`` or ``(epoch, index)`` (the epoch seeds the augmentation; a bare index is epoch 0)."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         img = self.uint8(index)
         if self.augment is not None:
-            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
+            g = torch.Generator().manual_seed(hash((self.seed, epoch, index)) & 0x7FFFFFFF)
             img = augment(img, self.augment, g)
         else:
             img = img.float() / 255.0
@@ -74,9 +77,24 @@ class FrameDataset(Dataset):
             j = min(i + batch_size, len(self))
             yield torch.stack([self.uint8(k) for k in range(i, j)]), labels[i:j]
 
-    def all_images(self) -> torch.Tensor:
-        """Every frame as one uint8 tensor (N, 3, H, W), in item order."""
-        return torch.stack([self.uint8(j) for j in range(len(self))]) if len(self) else torch.zeros(0, 3, 1, 1)
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` for each index of ``inner``: the epoch reaches the dataset with every item."""
+
+    def __init__(self, inner: Sampler[int]) -> None:
+        self.inner, self.epoch = inner, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Also reshuffles an inner ``DistributedSampler``."""
+        self.epoch = epoch
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, i) for i in self.inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)
 
 
 def augment(img: torch.Tensor, p: AugmentParams, g: torch.Generator) -> torch.Tensor:

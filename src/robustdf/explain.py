@@ -2,10 +2,11 @@
 
 - ``input_grad_l1``: ||grad_x L||_1, the first-order loss increase an L-infinity attacker of radius
   eps can cause is eps times this;
-- ``grad_s_norm``: ||grad_s L||_2 w.r.t. the shallow channel statistics s = (mu, sigma), what GR penalises;
+- ``grad_s_norm``: ||grad_s L||_2 of the frame's own loss w.r.t. its shallow channel statistics s = (mu, sigma);
+  GR penalises its mean over the batch (``train/grad_s_norm`` in the training logs);
 - ``margin``: logit of the true class minus the other logit (how far a frame is from the boundary);
 - ``stat_loss_increase``: L(s + Delta) - L(s) for the worst-case statistics perturbation of radius r
-  (Delta = r grad_s L / ||grad_s L||, the direction of GR's Perturbation Injection Module).
+  (Delta = r grad_s L / ||grad_s L||, per frame: the same :func:`robustdf.gr.stat_delta` GR trains with).
 
 The model is in eval mode, so each frame's statistics affect only its own loss and the per-frame
 gradients of the summed loss are exact.
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustdf.gr import PerturbationInjection, resolve_layer
+from robustdf.gr import PerturbationInjection, resolve_layer, stat_delta
 
 QUANTITIES = ("input_grad_l1", "grad_s_norm", "margin", "stat_loss_increase")
 NAMES = {"input_grad_l1": "input-gradient L1 norm", "grad_s_norm": "gradient norm w.r.t. shallow statistics",
@@ -47,10 +48,8 @@ def why_quantities(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch
                 loss = F.cross_entropy(logits, y, reduction="none")
                 d_mu, d_sigma = pim.probe
                 g_x, g_mu, g_sigma = torch.autograd.grad(loss.sum(), (x, d_mu, d_sigma))
-            g_s = torch.cat([g_mu.flatten(1), g_sigma.flatten(1)], 1).float()
-            norm = g_s.norm(dim=1)
-            scale = (r / norm.clamp_min(1e-12)).view(-1, 1, 1, 1)
-            pim.delta, pim.mode = (g_mu * scale, g_sigma * scale), "inject"
+            pim.delta, norm = stat_delta(g_mu.float(), g_sigma.float(), r)
+            pim.mode = "inject"
             with torch.no_grad():
                 perturbed = F.cross_entropy(model(x).float(), y, reduction="none")
             true = logits.gather(1, y[:, None])[:, 0]

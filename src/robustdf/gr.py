@@ -5,7 +5,13 @@ per-channel spatial statistics of a shallow feature map ``f``. Following the fir
 Taylor scheme of Zhao et al. (ICML 2022), one step uses
 
     g = (1 - alpha) * grad_theta L(x) + alpha * grad_theta L(x; s + Delta),
-    Delta = r * grad_s L / ||grad_s L||_2,   alpha = lambda / r.
+    Delta_i = r * grad_{s_i} L / ||grad_{s_i} L||_2,   alpha = lambda / r.
+
+``Delta`` is normalised per sample (:func:`stat_delta`): every frame's statistics move by exactly ``r``,
+whatever the batch size or the DDP shard (L is a batch mean, so one norm over the whole batch would move
+each frame by about r / sqrt(B)). The penalised quantity is then ``sum_i ||grad_{s_i} L||``, the
+(class-weighted) mean over frames of each frame's own ``||grad_s l||``: what ``explain.py`` reports per
+frame as ``grad_s_norm``, and what :meth:`GradientRegularizer.backward` returns.
 
 The PIM rewrites the shallow output as ``f' = (f - mu) / sigma * (sigma + D_sigma) + mu + D_mu``,
 computed as the algebraically equal ``f + D_mu + D_sigma * (f - mu) / sigma``. In the first
@@ -89,6 +95,16 @@ class PerturbationInjection:
         self.handle.remove()
 
 
+def stat_delta(g_mu: torch.Tensor, g_sigma: torch.Tensor, r: float
+               ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """GR's statistics perturbation ``Delta_i = r * g_i / ||g_i||_2`` per sample ``i``, for the gradients
+    ``g = (grad_mu, grad_sigma)`` of shape (B, C, 1, 1); also the per-sample norms ``||g_i||_2`` (shape (B,)).
+    A frame with a zero gradient is not moved."""
+    norm = torch.sqrt(g_mu.flatten(1).square().sum(1) + g_sigma.flatten(1).square().sum(1))
+    k = (r / norm.clamp_min(1e-30)).view(-1, *([1] * (g_mu.dim() - 1)))
+    return (g_mu * k, g_sigma * k), norm
+
+
 class GradientRegularizer:
     """Computes the GR update into ``.grad`` with two forward/backward passes."""
 
@@ -100,39 +116,37 @@ class GradientRegularizer:
     def backward(
         self, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        scale: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
+        scaler: torch.amp.GradScaler | None = None,
         autocast: Callable[[], Any] = contextlib.nullcontext,
     ) -> tuple[torch.Tensor, float]:
-        """Accumulate the GR gradient; returns (clean loss, ||grad_s L||_2).
+        """Accumulate the GR gradient (times the scaler's loss scale, as a plain scaled backward would);
+        returns (clean loss, ``sum_i ||grad_{s_i} L||_2``, unscaled; inf or nan when fp16 overflowed).
 
-        ``net`` is the model or its DDP wrapper; ``scale`` is e.g. ``GradScaler.scale``.
+        ``net`` is the model or its DDP wrapper.
         """
         no_sync = net.no_sync if hasattr(net, "no_sync") else contextlib.nullcontext
+        scaled = scaler.scale if scaler is not None else lambda t: t
+        loss_scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
         params = [p for p in net.parameters() if p.requires_grad]
         self.pim.mode = "probe"
         try:
             with no_sync():
                 with autocast():
                     loss = loss_fn(net(x), y)
-                scaled = scale(loss)
-                scaled.backward()
-            # Delta comes from the gradient of the unscaled loss, so every alpha in [0, 1] works;
-            # the first pass's parameter gradient then gets its weight (1 - alpha)
+                scaled(loss).backward()
+            # the first pass's parameter gradient gets its weight (1 - alpha); Delta comes from the unscaled
+            # gradient, so every alpha in [0, 1] works
             for p in params:
                 if p.grad is not None:
                     p.grad.mul_(1.0 - self.alpha)
             d_mu, d_sigma = self.pim.probe
-            g_mu, g_sigma = d_mu.grad.float(), d_sigma.grad.float()
-            norm = torch.sqrt((g_mu**2).sum() + (g_sigma**2).sum())
-            loss_scale = float(scaled.detach().float() / loss.detach().float()) if loss.item() != 0 else 1.0
-            grad_norm = float(norm) / loss_scale if loss_scale else 0.0
-            k = self.r / norm if norm > 0 else 0.0
-            self.pim.delta = (g_mu * k, g_sigma * k)
+            self.pim.delta, norm = stat_delta(d_mu.grad.float() / loss_scale, d_sigma.grad.float() / loss_scale,
+                                              self.r)
             self.pim.mode = "inject"
             with frozen_bn_stats(net):
                 with autocast():
                     loss2 = loss_fn(net(x), y)
-                scale(loss2 * self.alpha).backward()
+                scaled(loss2 * self.alpha).backward()
         finally:
             self.pim.mode, self.pim.probe, self.pim.delta = "off", None, None
-        return loss.detach(), grad_norm
+        return loss.detach(), float(norm.sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -117,16 +118,23 @@ def load_checkpoint(folder: str | Path) -> tuple[Detector, dict[str, Any]]:
 
 
 @torch.no_grad()
-def predict_fake_proba(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
-    """Fake-class probabilities, in eval mode, batched, for (N, 3, H, W) images in [0, 1] or uint8
-    (converted per batch, so a large uint8 set is never held in memory as float)."""
+def fake_proba(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.device,
+               autocast: Callable[[], Any] | None = None) -> np.ndarray:
+    """Fake-class probabilities, in eval mode, for batches of (B, 3, H, W) images in [0, 1] or uint8 (converted
+    per batch): memory is bounded by one batch. ``autocast``: a context factory; default fp16 AMP on CUDA."""
     model.eval()
+    context = autocast or (lambda: torch.autocast(device.type, enabled=device.type == "cuda"))
     out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device, non_blocking=True)
+    for x in batches:
+        x = x.to(device, non_blocking=True)
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
+        with context():
             logits = model(x)
         out.append(torch.softmax(logits.float(), dim=1)[:, FAKE].cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def predict_fake_proba(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
+    """:func:`fake_proba` of (N, 3, H, W) images in [0, 1] or uint8, ``batch_size`` at a time."""
+    return fake_proba(model, (images[i:i + batch_size] for i in range(0, len(images), batch_size)), device)

@@ -7,7 +7,7 @@ stage before any work is done, with one message naming the key, the value and wh
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -18,6 +18,7 @@ SPLITS = ("train", "val", "test")
 ATTACKS = ("fgsm", "pgd", "apgd")  # gradient attacks, one stage each; Square runs on their survivors (masking check)
 LOSSES = ("ce", "margin")  # attack losses; DLR needs >= 3 classes, for two the margin takes its role
 MODELS = ("baseline", "gr")
+VARIANT_REGULARIZER = {"baseline": "none", "gr": "gr"}
 
 
 class ParamsError(ValueError):
@@ -149,7 +150,14 @@ class AugmentParams(Strict):
     brightness: float = Field(0.1, ge=0.0, le=1.0)
     contrast: float = Field(0.1, ge=0.0, le=1.0)
     jpeg_prob: float = Field(0.0, ge=0.0, le=1.0)
-    jpeg_quality: tuple[int, int] = (60, 95)
+    jpeg_quality: tuple[int, int] = (60, 95)  # (low, high), drawn uniformly per frame
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality_range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1] <= 100:
+            raise ValueError(f"jpeg_quality must be [low, high] with 1 <= low <= high <= 100, got {list(v)}")
+        return v
 
 
 class RecipeParams(Strict):
@@ -161,7 +169,19 @@ class RecipeParams(Strict):
     warmup_epochs: float = Field(1.0, ge=0)
     grad_clip: float | None = Field(5.0, gt=0)
     num_workers: int = Field(0, ge=0)
+    # global: batch_size is the global batch, split evenly over the processes (lr as given);
+    # per_process: each process takes batch_size, and lr is scaled linearly by the process count
+    batch_scope: Literal["global", "per_process"] = "global"
     augment: AugmentParams = AugmentParams()
+
+    def for_processes(self, world_size: int) -> tuple[int, float]:
+        """(batch size per process, learning rate) under ``world_size`` processes, by ``batch_scope``."""
+        if self.batch_scope == "per_process":
+            return self.batch_size, self.lr * world_size
+        if self.batch_size % world_size:
+            raise ParamsError(f"train.recipe.batch_size = {self.batch_size} is the global batch "
+                              f"(batch_scope: global) and must divide evenly over {world_size} processes")
+        return self.batch_size // world_size, self.lr
 
 
 class BaselineVariant(Strict):
@@ -175,8 +195,6 @@ class GRVariant(Strict):
     alpha: float = Field(0.5, ge=0.0, le=1.0)
 
 
-Variant = Annotated[Union[BaselineVariant, GRVariant], Field(discriminator="regularizer")]
-
 
 class TrainParams(Strict):
     arch: str = "efficientnet_b0"
@@ -184,10 +202,11 @@ class TrainParams(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int = Field(2, ge=1, le=256)
     nproc: int = Field(1, ge=1)
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: fp16 on CUDA, off on CPU
     seeds: list[int] = [0, 1, 2]
     recipe: RecipeParams
-    baseline: Variant
-    gr: Variant
+    baseline: BaselineVariant  # each name is bound to its regularizer: the variants cannot swap
+    gr: GRVariant
 
     @field_validator("arch")
     @classmethod
@@ -203,6 +222,25 @@ class TrainParams(Strict):
     def _seeds(cls, v: list[int]) -> list[int]:
         if not v or len(set(v)) != len(v) or min(v) < 0:
             raise ValueError(f"seeds must be a non-empty list of distinct non-negative integers, got {v}")
+        return v
+
+    @field_validator("recipe")
+    @classmethod
+    def _batch_divides(cls, v: RecipeParams, info: ValidationInfo) -> RecipeParams:
+        if "nproc" in info.data:
+            try:
+                v.for_processes(info.data["nproc"])
+            except ParamsError as err:
+                raise ValueError(f"{err} (train.nproc = {info.data['nproc']})") from None
+        return v
+
+    @field_validator("baseline", "gr", mode="before")
+    @classmethod
+    def _bound_variant(cls, v: Any, info: ValidationInfo) -> Any:
+        want = VARIANT_REGULARIZER[info.field_name]
+        if isinstance(v, dict) and v.get("regularizer") != want:
+            raise ValueError(f"train.{info.field_name} must have regularizer: {want} (each variant name is bound "
+                             f"to its regularizer), got {v.get('regularizer')!r}")
         return v
 
     @field_validator("pretrained")

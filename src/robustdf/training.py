@@ -1,4 +1,8 @@
-"""One training loop for both variants: GR is a switch, everything else is the same recipe."""
+"""One training loop for both variants: GR is a switch, everything else is the same recipe.
+
+Under torchrun each process is pinned to GPU ``LOCAL_RANK``; ``train.recipe.batch_scope`` fixes what
+``batch_size`` and ``lr`` mean for several processes (:meth:`RecipeParams.for_processes`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import contextlib
 import copy
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +21,11 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from robustdf.data import FrameDataset
+from robustdf.data import EpochSampler, FrameDataset
 from robustdf.gr import GradientRegularizer
 from robustdf.metrics import frame_metrics
-from robustdf.model import Detector, build_model, predict_fake_proba, save_checkpoint
-from robustdf.params import GRVariant, TrainParams
+from robustdf.model import Detector, build_model, fake_proba, save_checkpoint
+from robustdf.params import GRVariant, RecipeParams, TrainParams
 from robustdf.runtime import DataError, log, pick_device, seed_everything, set_cpu_threads
 
 
@@ -47,30 +52,58 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Any:
     return factor
 
 
-def make_optimizer(model: nn.Module, p: TrainParams) -> torch.optim.Optimizer:
-    r = p.recipe
+def make_optimizer(model: nn.Module, r: RecipeParams, lr: float) -> torch.optim.Optimizer:
     if r.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=r.lr, momentum=0.9, weight_decay=r.weight_decay, nesterov=True)
-    return torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=r.weight_decay, nesterov=True)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=r.weight_decay)
+
+
+def process_device(choice: str) -> torch.device:
+    """This process's device; a GPU (``LOCAL_RANK`` under torchrun) is made current, so that no rank opens
+    a context on GPU 0 (NCCL, pinned memory and the loss scaler use the current device)."""
+    device = pick_device(choice)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_setup(choice: str, device: torch.device) -> tuple[Callable[[], Any], torch.amp.GradScaler]:
+    """(autocast context factory, loss scaler) for ``train.amp``: auto is fp16 on CUDA and off on CPU;
+    fp16 gets a dynamic loss scale, bf16 (float32's exponent range) and off a disabled scaler (scale 1)."""
+    dtype = AMP_DTYPES[("fp16" if device.type == "cuda" else "off") if choice == "auto" else choice]
+
+    def autocast() -> Any:
+        return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+    return autocast, torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+
+def train_loader(ds: FrameDataset, batch_size: int, num_workers: int, seed: int, pin_memory: bool = False
+                 ) -> tuple[DataLoader, EpochSampler]:
+    """Shuffled, seeded batches of this process's shard (``DistributedSampler`` under torchrun); call the
+    sampler's ``set_epoch`` before each epoch: the epoch travels with the indices into every worker."""
+    rank, world_size = world()
+    inner = (DistributedSampler(ds, world_size, rank, shuffle=True, seed=seed, drop_last=True) if world_size > 1
+             else RandomSampler(ds, generator=torch.Generator().manual_seed(seed)))
+    sampler = EpochSampler(inner)
+    loader = DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
+                        pin_memory=pin_memory, persistent_workers=num_workers > 0)
+    return loader, sampler
 
 
 def evaluate_split(model: nn.Module, ds: FrameDataset, batch_size: int, device: torch.device,
-                   weights: torch.Tensor) -> dict[str, float]:
+                   weights: torch.Tensor, autocast: Callable[[], Any] | None = None) -> dict[str, float]:
+    """Weighted loss, AUC and accuracy on ``ds``, streamed: memory is bounded by the batch, not the split."""
     y = ds.labels()
-    p = predict_fake_proba(model, ds.all_images(), batch_size, device)
+    p = fake_proba(model, (u8 for u8, _ in ds.batches(batch_size)), device, autocast)
     logp = np.log(np.clip(np.stack([1 - p, p], 1), 1e-7, 1))
     w = weights.numpy()[y]
     loss = float(-(w * logp[np.arange(len(y)), y]).sum() / w.sum())
     m = frame_metrics(y, p)
     return {"loss": loss, "auc": m["auc"], "acc": m["acc"]}
-
-
-def amp_context(use_cuda: bool) -> Any:
-    """A factory of autocast contexts: float16 AMP on CUDA, nothing on CPU."""
-    def autocast() -> Any:
-        return torch.autocast("cuda", dtype=torch.float16) if use_cuda else contextlib.nullcontext()
-
-    return autocast
 
 
 def train_step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
@@ -80,7 +113,7 @@ def train_step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, x: 
     opt.zero_grad(set_to_none=True)
     norm = None
     if gr is not None:
-        loss, norm = gr.backward(net, x, y, loss_fn, scaler.scale, autocast)
+        loss, norm = gr.backward(net, x, y, loss_fn, scaler, autocast)
     else:
         with autocast():
             loss = loss_fn(net(x), y)
@@ -99,7 +132,8 @@ def train(p: TrainParams, variant: str, seed: int, train_rows: list[dict[str, An
     rank, world_size = world()
     seed_everything(seed)
     set_cpu_threads(p.cpu_threads)
-    device = pick_device(p.device)
+    device = process_device(p.device)
+    batch_size, lr = p.recipe.for_processes(world_size)
     cfg = getattr(p, variant)
     model: Detector = build_model(p.arch, p.pretrained).to(device)
     use_cuda = device.type == "cuda"
@@ -112,30 +146,21 @@ def train(p: TrainParams, variant: str, seed: int, train_rows: list[dict[str, An
 
     train_ds = FrameDataset(train_rows, frames_root, p.recipe.augment, seed)
     val_ds = FrameDataset(val_rows, frames_root)
-    if len(train_ds) < p.recipe.batch_size * world_size:
+    if len(train_ds) < batch_size * world_size:
         raise DataError(f"train split has {len(train_ds)} frames, fewer than one batch "
-                        f"(train.recipe.batch_size={p.recipe.batch_size} x {world_size} processes)")
+                        f"({batch_size} per process x {world_size} processes)")
     weights = class_weights(train_ds.labels())
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
-    g = torch.Generator().manual_seed(seed)
-    sampler = (DistributedSampler(train_ds, world_size, rank, shuffle=True, seed=seed, drop_last=True)
-               if world_size > 1 else RandomSampler(train_ds, generator=g))
-    loader = DataLoader(train_ds, batch_size=p.recipe.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=p.recipe.num_workers, pin_memory=use_cuda,
-                        persistent_workers=p.recipe.num_workers > 0)
-    opt = make_optimizer(model, p)
+    loader, sampler = train_loader(train_ds, batch_size, p.recipe.num_workers, seed, pin_memory=use_cuda)
+    opt = make_optimizer(model, p.recipe, lr)
     steps = len(loader) * p.recipe.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(int(p.recipe.warmup_epochs * len(loader)), steps))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda)
-
-    autocast = amp_context(use_cuda)
+    autocast, scaler = amp_setup(p.amp, device)
 
     best: dict[str, Any] = {"val_auc": -1.0}
     best_state: dict[str, torch.Tensor] | None = None
     for epoch in range(p.recipe.epochs):
-        train_ds.set_epoch(epoch)
-        if isinstance(sampler, DistributedSampler):
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         net.train()
         losses, norms = [], []
         for x, y, _ in tqdm(loader, desc=f"train@{variant}-{seed} epoch {epoch + 1}/{p.recipe.epochs}", unit="batch",
@@ -144,16 +169,16 @@ def train(p: TrainParams, variant: str, seed: int, train_rows: list[dict[str, An
             if use_cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             loss, norm = train_step(net, model, opt, x, y, loss_fn, gr, scaler, autocast, p.recipe.grad_clip)
-            if norm is not None:
+            if norm is not None and math.isfinite(norm):  # not after an fp16 overflow (the step is skipped)
                 norms.append(norm)
             sched.step()
             losses.append(float(loss))
         if rank == 0:
-            val = evaluate_split(model, val_ds, p.recipe.batch_size * 2, device, weights)
+            val = evaluate_split(model, val_ds, p.recipe.batch_size * 2, device, weights, autocast)
             row = {"train/loss": float(np.mean(losses)), "val/loss": val["loss"], "val/auc": val["auc"],
                    "val/acc": val["acc"], "lr": sched.get_last_lr()[0]}
             if gr is not None:
-                row["train/grad_s_norm"] = float(np.mean(norms))
+                row["train/grad_s_norm"] = float(np.mean(norms)) if norms else math.nan  # sum_i ||grad_s_i L||
             log.info("[train@%s-%d] epoch %d %s", variant, seed, epoch + 1,
                      " ".join(f"{k}={v:.4f}" for k, v in row.items()))
             if live is not None:
@@ -173,6 +198,7 @@ def train(p: TrainParams, variant: str, seed: int, train_rows: list[dict[str, An
         config = {"arch": p.arch, "variant": variant, "seed": seed, "regularizer": cfg.regularizer,
                   "selected_on": "val_auc",
                   **best, "epochs": p.recipe.epochs, "world_size": world_size, "device": device.type,
+                  "batch_per_process": batch_size, "lr": lr, "amp": p.amp,
                   **({"gr": cfg.model_dump()} if gr is not None else {})}
         save_checkpoint(model, out_dir, config)
     return best
