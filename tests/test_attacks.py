@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from robustdf.attacks import APGD, FGSM, PGD, Square, WorstCase, apgd_checkpoints, build_attack, margin, square_p
+from robustdf.artifacts import Artifact, ArtifactWriter, quantize_8bit, rebuild, stored_image
+from robustdf.attacks import (APGD, FGSM, PGD, Square, WorstCase, apgd_checkpoints, as_computed, build_attack, margin,
+                              square_p)
 from robustdf.params import ParamsError, validate_group
 from conftest import tiny_params
 
@@ -104,13 +106,41 @@ def test_margin_and_worst_case_prefer_misclassified_points():
     assert torch.allclose(margin(logits, torch.tensor([0, 0])), torch.tensor([1.5, -3.0]))
     model = Linear(torch.ones(1, 1, 1))  # logits (0, x): fake iff x > 0
     x, y = torch.tensor([[[[-1.0]]], [[[-1.0]]]]), torch.tensor([0, 0])
-    best = WorstCase(model, x, y)
+    best = WorstCase(model, x, y, 1.0, as_computed)
     assert torch.equal(best.margin, torch.tensor([1.0, 1.0]))
-    best.update(torch.tensor([[[[0.5]]], [[[-2.0]]]]), torch.tensor([-0.5, 2.0]))  # first improves, second not
+    best.offer(torch.tensor([[[[0.5]]], [[[-2.0]]]]))  # margins -0.5 and 2: the first improves, the second not
     assert torch.equal(best.x.flatten(), torch.tensor([0.5, -1.0]))
     assert torch.equal(best.margin, torch.tensor([-0.5, 1.0]))
-    best.update(torch.tensor([[[[3.0]]]]), torch.tensor([-3.0]), idx=torch.tensor([1]))
+    best.offer(torch.tensor([[[[3.0]]]]), idx=torch.tensor([1]))
     assert torch.equal(best.x.flatten(), torch.tensor([0.5, 3.0]))
+    # a candidate is judged on the image that is stored: here rounded to whole units (1.4 -> 1.0, margin -1)
+    rounded = WorstCase(model, x[:1], y[:1], 1.0, lambda xa, x0, eps: xa.round())
+    assert rounded.offer(torch.tensor([[[[1.4]]]])).item() == -1.0 and rounded.x.item() == 1.0
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "apgd", "square"])
+@pytest.mark.parametrize("dtype", ["int8", "float16"])
+def test_the_stored_artifact_scores_the_margin_the_attack_selected(trained_small_model, tmp_path, name, dtype):
+    model, x, y = trained_small_model
+    x, y = x[:32], y[:32]
+    u8 = torch.round(x * 255).to(torch.uint8)
+    x = u8.float() / 255
+    p = validate_group("attack", {**tiny_params()["attack"], "square": {"queries": 20}})
+    eps_list = [1 / 255, 2 / 255, 4 / 255]
+    attack = build_attack(name, p, 0, stored_image(dtype))
+    writer = ArtifactWriter(tmp_path, eps_list, tuple(x.shape[1:]), len(x), dtype, {})
+    selected = []
+    for eps in eps_list:
+        adv = attack(model, x, y, eps)
+        selected.append(attack.margin.clone())
+        writer.write(quantize_8bit(adv, u8, eps) if dtype == "int8" else adv - x)
+    writer.close()
+    art, clean = Artifact(tmp_path), _margins(model, x, y)
+    for e, eps in enumerate(eps_list):
+        stored = _margins(model, rebuild(u8, art.delta(e, 0, len(x)), eps), y)
+        assert torch.allclose(stored, selected[e], atol=1e-5), (name, eps)  # evaluation scores what was selected
+        assert (stored <= clean + 1e-5).all()  # never weaker than the clean image
+    assert (_margins(model, rebuild(u8, art.delta(2, 0, len(x)), 4 / 255), y) < clean - 1e-3).any()
 
 
 def test_square_schedule_follows_the_paper():

@@ -156,6 +156,19 @@ def test_official_split_is_respected_exactly(tmp_path):
     assert not identity_leaks(rows)
 
 
+def test_every_video_records_its_identity_group_the_unit_evaluation_resamples(tmp_path):
+    official = {"train": [["000", "001"], ["002", "003"]], "val": [["004", "005"]], "test": [["006", "007"]]}
+    for k, v in official.items():
+        (tmp_path / f"{k}.json").write_text(json.dumps(v))
+    for split in (load_official(tmp_path), None):
+        rows, *_ = assign_splits(_rows(), split, {"train": 0.5, "val": 0.25, "test": 0.25}, 0)
+        group = {r["key"]: r["group"] for r in rows}
+        # an original, its fakes and the fakes of its swap partner form one group; other pairs do not
+        assert group["original/006"] == group["original/007"] == group["Deepfakes/006_007"] == group["Face2Face/007_006"]
+        assert group["original/006"] != group["original/004"]
+        assert len(set(group.values())) == 4
+
+
 def test_grouped_split_has_no_identity_leak_and_holdout():
     rows, *_ = assign_splits(_rows(), None, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=3)
     assert not identity_leaks(rows)

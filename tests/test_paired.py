@@ -56,7 +56,7 @@ def test_three_seeds_agreeing_against_one_keep_zero_inside_through_the_seed_vari
     rng = np.random.default_rng(0)
     y, cluster, difficulty = _corpus(rng)
     base = _model(rng, y, difficulty, 0.0)
-    better, worse = _model(rng, y, difficulty, 1.5), _model(rng, y, difficulty, -3.0)
+    better, worse = _model(rng, y, difficulty, 3.0), _model(rng, y, difficulty, -0.8)
     res = paired_seed_difference(y, cluster, [base] * 4, [better, better, better, worse], _bacc, 200, 0.95, 0)
     assert max(res["per_seed"]) > 0 > min(res["per_seed"]) and res["diff"] > 0
     assert res["lo"] < 0 < res["hi"] and not res["finding"]

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import cpu_load, dvc, tool_env, write_params
 
-MODELS, ATTACKS = ("baseline", "gr"), ("fgsm", "pgd", "apgd", "square")
+MODELS, ATTACKS = ("baseline", "gr"), ("fgsm", "pgd", "apgd")
 
 
 def ran_stages(output: str) -> set[str]:
@@ -29,6 +29,8 @@ def test_every_output_exists_and_metrics_are_in_range(pipeline_repo: Path):
             meta = json.loads((pipeline_repo / f"data/attacks/{m}-0/{a}/meta.json").read_text())
             assert (meta["dtype"], meta["codec"]) == ("int8", "zlib")
             assert (pipeline_repo / f"data/attacks/{m}-0/{a}/delta.zlib").is_file()
+        square = json.loads((pipeline_repo / f"data/square/{m}-0/meta.json").read_text())
+        assert square["on"] == "gradient-attack survivors" and len(square["survivors"]) == 2
     for f in ("frames/manifest.csv", "frames/failures.csv", "split/manifest.csv", "balanced/manifest.csv",
               "evaluate/details.json", "evaluate/report.md", "evaluate/plots/worst.csv"):
         assert (pipeline_repo / "data" / f).is_file(), f
@@ -39,15 +41,19 @@ def test_every_output_exists_and_metrics_are_in_range(pipeline_repo: Path):
         assert all(v is None or 0.0 <= v <= 100.0 for v in head[m].values()), head[m]
     verdict = json.loads((pipeline_repo / "data/evaluate/verdict.json").read_text())
     assert set(verdict) == {"auc", "bacc", "rob2", "rob4", "checks"}
+    assert set(verdict["auc"]) == {"diff", "lo", "hi", "mde", "finding"}
     details = json.loads((pipeline_repo / "data/evaluate/details.json").read_text())
     conds = details["models"]["gr-0"]["conditions"]
     expected = {"clean", "pgd_eps32"} | {f"{p}{a}_eps{e}" for p in ("", "transfer_") for a in ATTACKS for e in (2, 4)}
-    assert expected | {"worst_eps2", "worst_eps4"} == set(conds)
+    assert expected | {f"{c}_eps{e}" for c in ("gradient", "worst") for e in (2, 4)} == set(conds)
+    assert set(details["models"]["gr-0"]["masking"]) == {"eps2", "eps4"}
     for values in conds.values():
         for k in ("bacc", "auc", "acc", "acc_fake", "acc_real", "video_auc"):
             assert values[k] is None or 0.0 <= values[k] <= 1.0, k
     report = (pipeline_repo / "data/evaluate/report.md").read_text()
     assert "## Verdict" in report and "## Sanity checks" in report and "## Why: measured" in report
+    assert "this run cannot tell" in report  # one seed: no interval, never a finding
+    assert "## Gradient masking" in report
     # plots are static images, committed to git, so they show from a fresh checkout with no network
     out = json.loads(dvc("plots", "show", "--json", cwd=pipeline_repo).stdout)
     assert not out.get("errors"), out["errors"]
@@ -177,7 +183,8 @@ def test_adding_a_seed_runs_exactly_its_stages_and_evaluate(pipeline_copy: Path)
     params["train"]["seeds"] = [0, 1]
     write_params(pipeline_copy, params)
     res = dvc("repro", cwd=pipeline_copy)
-    new = {f"train@{m}-1" for m in MODELS} | {f"attack@{m}-1-{a}" for m in MODELS for a in ATTACKS}
+    new = ({f"train@{m}-1" for m in MODELS} | {f"attack@{m}-1-{a}" for m in MODELS for a in ATTACKS}
+           | {f"square@{m}-1" for m in MODELS})
     assert ran_stages(res.stdout) == {"check_params", "evaluate"} | new, res.stdout
     details = json.loads((pipeline_copy / "data/evaluate/details.json").read_text())
     assert sorted(details["models"]) == ["baseline-0", "baseline-1", "gr-0", "gr-1"]

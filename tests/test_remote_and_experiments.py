@@ -16,7 +16,8 @@ from test_pipeline import ATTACKS, ran_stages
 
 CACHED_OUTS = ["data/sample", "data/frames", "data/split", "data/balanced", "data/models/baseline-0",
                "data/models/gr-0",
-               *[f"data/attacks/{m}-0/{a}" for m in ("baseline", "gr") for a in ("fgsm", "pgd", "apgd", "square")]]
+               *[f"data/attacks/{m}-0/{a}" for m in ("baseline", "gr") for a in ATTACKS],
+               *[f"data/square/{m}-0" for m in ("baseline", "gr")]]
 
 
 def free_port() -> int:
@@ -89,7 +90,7 @@ def test_unreachable_remote_is_a_clear_error_and_deletes_nothing(pipeline_copy: 
 def test_readme_experiment_commands_do_what_the_readme_says(pipeline_copy: Path, tmp_path: Path):
     """`dvc exp run -S`, `exp show --only-changed`, `metrics diff` and `plots diff HEAD <exp>`, as in the README."""
     res = dvc("exp", "run", "-n", "alpha08", "-S", "train.gr.alpha=0.8", cwd=pipeline_copy)
-    expected = {"check_params", "train@gr-0", *(f"attack@gr-0-{a}" for a in ATTACKS), "evaluate"}
+    expected = {"check_params", "train@gr-0", *(f"attack@gr-0-{a}" for a in ATTACKS), "square@gr-0", "evaluate"}
     assert ran_stages(res.stdout) == expected, res.stdout  # the baseline is reused
     diff = json.loads(dvc("metrics", "diff", "HEAD", "--json", cwd=pipeline_copy).stdout)
     assert list(diff) == ["data/evaluate/metrics.json"], diff  # only the headline is registered

@@ -7,9 +7,10 @@ eps-ball around ``x``. Candidates are judged on the image that will be stored (`
 artifact scores exactly the margin the attack selected (``attack.margin``). Following the evaluation
 protocol of Carlini et al. (2019) and Croce & Hein (2020), every attack returns, per image, the worst
 case (lowest margin) over every point it evaluated, every restart and every loss, starting from the
-clean image itself, so more steps, restarts or losses can never give a weaker result. Square (Andriushchenko et al. 2020) needs no
-gradient at all and so exposes gradient masking. Random draws come from CPU generators seeded by
-the attack seed and the restart index: the same seed gives identical tensors on CPU.
+clean image itself, so more steps, restarts or losses can never give a weaker result. Square
+(Andriushchenko et al. 2020) needs no gradient at all and so exposes gradient masking. Random draws
+come from CPU generators seeded by the attack seed and the restart index: the same seed gives
+identical tensors on CPU.
 """
 
 from __future__ import annotations
