@@ -75,13 +75,22 @@ def test_attack_param_change_reruns_only_attacks_and_evaluate(pipeline_copy: Pat
     assert set(changed) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd"}
     before = json.loads((pipeline_copy / "data/evaluate/details.json").read_text())["models"]
     res = dvc("repro", cwd=pipeline_copy)
-    assert ran_stages(res.stdout) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "evaluate"}, \
-        res.stdout
+    # Square reads the PGD artifact (it attacks the frames the gradient attacks left correct)
+    assert ran_stages(res.stdout) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "square@baseline-0",
+                                      "square@gr-0", "evaluate"}, res.stdout
     after = json.loads((pipeline_copy / "data/evaluate/details.json").read_text())["models"]
     changed_conds = {c for m in after for c in after[m]["conditions"]
                      if after[m]["conditions"][c] != before[m]["conditions"][c]}
     assert changed_conds, "PGD with more steps should change some PGD condition"
-    assert all("pgd" in c or "worst" in c for c in changed_conds), changed_conds
+    assert all("pgd" in c or "worst" in c or "gradient" in c for c in changed_conds), changed_conds
+
+
+def test_sanity_eps_is_a_pgd_param_only_pgd_stages_and_evaluate_read(pipeline_copy: Path):
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["attack"]["pgd"]["sanity_eps"] = "24/255"
+    write_params(pipeline_copy, params)
+    changed = json.loads(dvc("status", "--json", cwd=pipeline_copy).stdout)
+    assert set(changed) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "evaluate"}, changed
 
 
 def test_same_params_give_identical_outputs_on_a_busy_machine(pipeline_copy: Path):
