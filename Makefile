@@ -48,3 +48,7 @@ bench: install
 	$(RUN) $(PY) bench/full_scale.py
 	$(RUN) $(PY) bench/memory.py  # about 10 min on 2 cores
 	$(RUN) $(PY) bench/attack_convergence.py  # needs the default run's models (make repro)
+
+# on a CUDA machine: tiny repro + training/attack/evaluate throughput for the README's 1 GPU column
+gpu-check: install
+	bench/gpu_check.sh
