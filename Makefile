@@ -7,7 +7,7 @@ DEPS_HASH := $(shell cat pyproject.toml $(LOCK) | sha256sum | cut -c1-12)
 STAMP := $(VENV_REAL)/.installed-$(DEPS_HASH)
 RUN := PATH="$(VENV_REAL)/bin:$$PATH" PYTHONPATH="$(CURDIR)/src"
 
-.PHONY: install lock repro test lint bench
+.PHONY: install lock repro test chromium lint bench gpu-check
 install: $(STAMP)
 
 # Exact versions with hashes from the lock file; the package itself is installed without resolving.
@@ -28,7 +28,11 @@ lock:
 repro: install
 	$(RUN) $(PY) -m dvc repro
 
-test: install
+# checked (or installed, as root with apt) before any test runs: the offline-plots test needs it
+chromium:
+	.ci/chromium
+
+test: install chromium
 	$(RUN) $(PY) -m ruff check src stages tests bench
 	$(RUN) $(PY) -m pytest -q tests
 
@@ -44,3 +48,7 @@ bench: install
 	$(RUN) $(PY) bench/full_scale.py
 	$(RUN) $(PY) bench/memory.py  # about 10 min on 2 cores
 	$(RUN) $(PY) bench/attack_convergence.py  # needs the default run's models (make repro)
+
+# on a CUDA machine: tiny repro + training/attack/evaluate throughput for the README's 1 GPU column
+gpu-check: install
+	bench/gpu_check.sh

@@ -2,7 +2,8 @@
 
 (a) bare forward+backward w.r.t. the input, (b) PGD counted as images/s x (steps x restarts x losses), goal
 (b)/(a) >= 0.9; (c) bare forward, (d) Square counted as image-queries actually made per second (fooled images
-stop querying; the count includes the clean forward), goal (d)/(c) >= 0.9. Medians over rounds.
+stop querying; the count includes the clean forward), goal (d)/(c) >= 0.9. Medians over rounds, each run timed
+between two CUDA synchronisations.
 Usage: python bench/attack.py [--size 64 --batch 64 --steps 10 --restarts 1 --queries 100 --rounds 3]
 """
 
@@ -67,7 +68,7 @@ def main() -> None:
         return square.queries_made
 
     r = interleaved({"bare_fwd_bwd": bare_fwd_bwd, "pgd": attack_pgd, "bare_fwd": bare_fwd, "square": attack_square},
-                    args.rounds)
+                    args.rounds, device)
     report("attack", {
         "device": str(device), "cpu_threads": args.threads, "image_size": args.size, "batch_size": args.batch,
         "rounds": args.rounds, "eps": round(args.eps * 255, 3),

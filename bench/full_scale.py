@@ -4,11 +4,11 @@ Measured on this machine, in one run: (1) extraction seconds per original and pe
 FF++-shaped tree built from the real clip (32 frames per video, dlib face crops, fakes reuse their
 original's boxes); (2) at ``--size`` (224) the training throughput of a baseline and a GR step and the
 attack throughputs (forward+backward w.r.t. the input, forward only), interleaved a b c d a b c d with
-medians. The projection multiplies them by the work of the full run (videos, frames, epochs, seeds,
-attack steps and eps read from params.yaml) and divides by the workers: CPU figures scale the 2-core
-rates linearly (an optimistic bound: no communication cost), the GPU column uses the rates measured when
-this script runs on CUDA (AMP, channels_last; extraction over the box's CPU cores) and is absent
-otherwise.
+medians, each run timed between two CUDA synchronisations. The projection multiplies them by the work of
+the full run (videos, frames, epochs, seeds, attack steps and eps read from params.yaml) and divides by
+the workers: CPU figures scale the 2-core rates linearly (an optimistic bound: no communication cost),
+the GPU column uses the rates measured when this script runs on CUDA (AMP, channels_last; extraction over
+the box's CPU cores) and is absent otherwise.
 
 Usage: python bench/full_scale.py [--size 224 --batch 16 --rounds 3 --originals 1000 --methods 4]
 """
@@ -98,10 +98,8 @@ def model_rates(size: int, batch: int, rounds: int, device: torch.device) -> dic
             model(x)
         return batch
 
-    if use_cuda:
-        torch.cuda.synchronize()
     return interleaved({"baseline_step": lambda: step(None), "gr_step": gr_step, "input_grad": input_grad,
-                        "forward": forward}, rounds)
+                        "forward": forward}, rounds, device)
 
 
 def workload(originals: int, methods: int, frames: int, train_share: float, test_share: float) -> dict[str, int]:

@@ -1,21 +1,28 @@
 """Stage evaluate: every model (variant x seed) on clean, white-box, worst-case and transfer conditions; the
-seed-paired GR-minus-baseline comparison; headline metrics, details, plots and report.md."""
+seed-paired GR-minus-baseline comparison; headline metrics, details, plots and report.md.
+
+With ``evaluate.nproc > 1`` the stage reruns itself under torchrun: each process scores a contiguous share of
+the models on its own device, and rank 0 gathers the scores and computes everything else.
+"""
 
 import argparse
 import csv
 from pathlib import Path
 
+import torch
 from sklearn.metrics import roc_curve
 
-from robustdf.evaluation import VARIANTS, curve_tables, evaluate_all, load_test_set, read_curves, score_model
+from robustdf.evaluation import (VARIANTS, ModelResult, TestSet, curve_tables, evaluate_all, load_test_set,
+                                 read_curves, score_model)
 from robustdf.headline import headline
 from robustdf.manifest import face_share_by_method, read_rows
 from robustdf.model import load_checkpoint
-from robustdf.params import GRVariant, load_group
+from robustdf.params import AttackParams, EvaluateParams, TrainParams, load_group
 from robustdf.plots import write_all
 from robustdf.report import render
 from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, set_cpu_threads, write_json
 from robustdf.scoring import exact_float32
+from robustdf.sharding import gather, process_group, relaunch, shard
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -36,30 +43,44 @@ def main() -> None:
     ap.add_argument("--out", default="data/evaluate")
     args = ap.parse_args()
     p, tp, ap_ = load_group("evaluate"), load_group("train"), load_group("attack")
-    run = StageRun("evaluate")
+    relaunch(p.nproc)
+    device = pick_device("auto")
+    with process_group(device) as (rank, world):
+        evaluate_stage(args, p, tp, ap_, device, rank, world)
+
+
+def score_share(args: argparse.Namespace, p: EvaluateParams, tp: TrainParams, ap_: AttackParams, ts: TestSet,
+                run: StageRun, device: torch.device, rank: int, world: int) -> list[ModelResult]:
+    """Every model's scores, in (seed, variant) order on rank 0; each rank scores a contiguous share."""
+    gr = tp.gr  # where the why is measured
+    names = [(f"{v}-{seed}", f"{VARIANTS[1 - VARIANTS.index(v)]}-{seed}") for seed in tp.seeds for v in VARIANTS]
+    mine = []
+    for name, other in (names[i] for i in shard(len(names), 1, rank, world)):
+        model, cfg = load_checkpoint(Path(args.models) / name)
+        run.read(Path(args.models) / name, f"(best val AUC {cfg['val_auc']:.3f})")
+        mine.append(score_model(model, name, cfg, ts, Path(args.attacks), Path(args.square), ap_.attacks, ap_.eps,
+                                other, gr.shallow_layer, gr.r, p.batch_size, device))
+        run.read(Path(args.attacks) / name, f"({len(mine[-1].scores) - 1} attacked conditions)")
+    return [res for share in gather(mine) for res in share]
+
+
+def evaluate_stage(args: argparse.Namespace, p: EvaluateParams, tp: TrainParams, ap_: AttackParams,
+                   device: torch.device, rank: int, world: int) -> None:
+    """Score the models (split across ranks when sharded); rank 0 computes the metrics and writes the outputs."""
+    run = StageRun("evaluate" + (f"[rank {rank}/{world}]" if world > 1 else ""))
     set_cpu_threads(p.cpu_threads)
     exact_float32()
-    device = pick_device("auto")
     rows = read_rows(Path(args.data) / "manifest.csv")
     ts = load_test_set(rows, args.frames, Path(args.data) / "manifest.csv")
     n_videos, n_real = len(set(ts.video)), len(set(ts.video[ts.y == 0]))
     run.read(Path(args.data) / "manifest.csv",
              f"({n_videos} test videos in {len(set(ts.cluster))} identity clusters, {len(ts.y)} frames)")
-    gr = tp.gr if isinstance(tp.gr, GRVariant) else GRVariant(regularizer="gr")  # where the why is measured
-    results, curves, rocs = [], {}, {}
     with run.timed("predict"):
-        for seed in tp.seeds:
-            for variant in VARIANTS:
-                name, other = f"{variant}-{seed}", f"{VARIANTS[1 - VARIANTS.index(variant)]}-{seed}"
-                model, cfg = load_checkpoint(Path(args.models) / name)
-                run.read(Path(args.models) / name, f"(best val AUC {cfg['val_auc']:.3f})")
-                res = score_model(model, name, cfg, ts, Path(args.attacks), Path(args.square), ap_.attacks, ap_.eps,
-                                  other, gr.shallow_layer, gr.r, p.batch_size, device)
-                run.read(Path(args.attacks) / name, f"({len(res.scores) - 1} attacked conditions)")
-                results.append(res)
-                curves[name] = read_curves(Path(args.train_logs) / name)
-                fpr, tpr, _ = roc_curve(ts.y, res.scores["clean"])
-                rocs[name] = (fpr, tpr)
+        results = score_share(args, p, tp, ap_, ts, run, device, rank, world)
+    if rank != 0:
+        return
+    curves = {r.name: read_curves(Path(args.train_logs) / r.name) for r in results}
+    rocs = {r.name: roc_curve(ts.y, r.scores["clean"])[:2] for r in results}
     with run.timed("metrics+bootstrap"):
         details = evaluate_all(results, ts, p, ap_.eps, ap_.attacks, ap_.pgd.sanity_eps)
     context = {"n_frames": len(ts.y), "n_videos": n_videos, "n_real_videos": n_real,

@@ -6,16 +6,40 @@ missing or out-of-date ones are extracted; see :mod:`robustdf.extraction`.
 
 import argparse
 import logging
+import os
 import shutil
 from pathlib import Path
 
+import yaml
+
 from robustdf.extraction import apply_face_policy, extract_all, prune, split_results
-from robustdf.ffpp import discover
+from robustdf.ffpp import discover, video_folders
 from robustdf.manifest import counts, face_share_by_method, write_rows
-from robustdf.params import load_group
+from robustdf.params import ExtractParams, ParamsError, load_group
 from robustdf.runtime import StageRun, log, main_guard
 
 LISTS = ["manifest.csv", "failures.csv", "unrecognised_files.txt"]
+ROOT_VAR, COMP_VAR = "${extract_frames.ffpp_root}", "${extract_frames.compression}"
+
+
+def dataset_deps(p: ExtractParams) -> list[str]:
+    """The dataset paths this run reads, as dvc.yaml must list them: each video folder, then splits/."""
+    folders = [f.relative_to(p.ffpp_root).as_posix() for f, _, _ in
+               video_folders(p.ffpp_root, COMP_VAR, p.methods, p.real_sources)]
+    return [f"{ROOT_VAR}/{f}" for f in [*folders, "splits"]]
+
+
+def check_dvc_deps(p: ExtractParams, dvc_yaml: Path) -> None:
+    """dvc.yaml's extract_frames deps under the dataset root must be exactly what this run reads (a params
+    list cannot be expanded into deps, so they are written out there)."""
+    if not dvc_yaml.is_file():  # run outside a DVC project
+        return
+    deps = yaml.safe_load(dvc_yaml.read_text())["stages"]["extract_frames"]["deps"]
+    listed = {d for d in deps if d.startswith(ROOT_VAR)}
+    wanted = dataset_deps(p)
+    if listed != set(wanted):
+        raise ParamsError(f"{dvc_yaml}: stage extract_frames must depend on exactly the dataset folders it reads; "
+                          f"add {sorted(set(wanted) - listed)}, remove {sorted(listed - set(wanted))}")
 
 
 def main() -> None:
@@ -23,6 +47,7 @@ def main() -> None:
     ap.add_argument("--out", default="data/frames")
     args = ap.parse_args()
     p = load_group("extract_frames")
+    check_dvc_deps(p, Path(os.environ.get("DVC_ROOT", ".")) / "dvc.yaml")
     run = StageRun("extract_frames")
     out = Path(args.out)
     videos, unknown = discover(p.ffpp_root, p.compression, p.methods, p.real_sources)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, dvc
 
 PACKAGE = "robustdf"
 
@@ -77,3 +79,33 @@ def test_every_stage_waits_for_the_params_check():
     for name, spec in stage_definitions().items():
         if name != "check_params":
             assert "data/params_valid.json" in spec["deps"], name
+
+
+def extract_stage_module():
+    spec = importlib.util.spec_from_file_location("extract_frames_stage", ROOT / "stages" / "extract_frames.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_extract_frames_lists_exactly_the_dataset_folders_it_reads(tiny_sample):
+    from robustdf.params import ParamsError, validate_group
+
+    stage = extract_stage_module()
+    params = {**yaml.safe_load((ROOT / "params.yaml").read_text())["extract_frames"], "ffpp_root": str(tiny_sample)}
+    stage.check_dvc_deps(validate_group("extract_frames", params), ROOT / "dvc.yaml")  # the defaults agree
+    params["real_sources"] = ["youtube", "actors"]
+    with pytest.raises(ParamsError, match="original_sequences/actors"):
+        stage.check_dvc_deps(validate_group("extract_frames", params), ROOT / "dvc.yaml")
+
+
+def test_unread_dataset_folders_leave_extract_frames_up_to_date(pipeline_copy):
+    fakes = pipeline_copy / "data" / "sample" / "manipulated_sequences" / "Deepfakes"
+    video = sorted((fakes / "c23" / "videos").iterdir())[0]
+    for unread in ["c40/videos", "raw/videos", "masks/videos"]:  # other compressions and FF++'s masks
+        (fakes / unread).mkdir(parents=True)
+        shutil.copy(video, fakes / unread / video.name)
+    assert "up to date" in dvc("status", "extract_frames", cwd=pipeline_copy).stdout
+    with video.open("ab") as fh:  # a folder it reads: out of date
+        fh.write(b"changed")
+    assert "Deepfakes/c23/videos" in dvc("status", "extract_frames", cwd=pipeline_copy).stdout

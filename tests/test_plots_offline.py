@@ -23,7 +23,7 @@ def ink(img: np.ndarray) -> int:
 
 def test_every_plot_is_drawn_offline(pipeline_repo: Path, tmp_path: Path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "the test needs Chromium (Debian package 'chromium'; .ci/run installs it)"
+    assert chromium, "the test needs Chromium (Debian package 'chromium'; `make test` installs it as root)"
     html = tmp_path / "html"
     dvc("plots", "show", "-o", str(html), cwd=pipeline_repo)
     page = (html / "index.html").read_text()

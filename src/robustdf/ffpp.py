@@ -84,20 +84,23 @@ def _scan(folder: Path, method: str, label: int, compression: str) -> tuple[list
     return videos, unknown
 
 
+def video_folders(root: str | Path, compression: str, methods: list[str], real_sources: list[str]) -> list[
+        tuple[Path, str, int]]:
+    """(folder, method, label) of every video folder a selection reads: the real sources, then the methods."""
+    root = Path(root)
+    return ([(root / "original_sequences" / src / compression / "videos", REAL_METHOD[src], 0) for src in real_sources]
+            + [(root / "manipulated_sequences" / m / compression / "videos", m, 1) for m in methods])
+
+
 def discover(root: str | Path, compression: str, methods: list[str], real_sources: list[str]) -> tuple[
         list[Video], list[str]]:
     """List the real and fake videos under an FF++ root; returns (videos, unrecognised paths)."""
-    root = Path(root)
-    if not root.is_dir():
+    if not Path(root).is_dir():
         raise DataError(f"dataset root {root} does not exist")
     videos: list[Video] = []
     unknown: list[str] = []
-    for src in real_sources:
-        v, u = _scan(root / "original_sequences" / src / compression / "videos", REAL_METHOD[src], 0, compression)
-        videos += v
-        unknown += u
-    for method in methods:
-        v, u = _scan(root / "manipulated_sequences" / method / compression / "videos", method, 1, compression)
+    for folder, method, label in video_folders(root, compression, methods, real_sources):
+        v, u = _scan(folder, method, label, compression)
         videos += v
         unknown += u
     return videos, unknown

@@ -310,6 +310,7 @@ class AttackParams(Strict):
     quantize_8bit: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int = Field(2, ge=1, le=256)
+    nproc: int = Field(1, ge=1)  # > 1: torchrun, one batch-aligned share of the frames per process and device
     seed: int = 0
     fgsm: FGSMParams = FGSMParams()
     pgd: PGDParams = PGDParams()
@@ -348,6 +349,7 @@ class EvaluateParams(Strict):
     sanity_tolerance: float = Field(0.02, ge=0.0, le=1.0)  # balanced-accuracy slack of the attack sanity checks
     max_acc_at_sanity_eps: float = Field(0.05, ge=0.0, le=1.0)
     cpu_threads: int = Field(2, ge=1, le=256)
+    nproc: int = Field(1, ge=1)  # > 1: torchrun, the models' prediction passes split across processes and devices
     seed: int = 0
 
 
