@@ -65,7 +65,7 @@ def evaluate_rate(repo: Path) -> dict[str, float]:
 
 def table(res: dict) -> str:
     rows = [("tiny dvc repro (s)", res["tiny_repro"]["total_s"]),
-            ("train: bare fwd+bwd (img/s)", res["train_step"]["a_bare_fwd_bwd_img_s"]),
+            ("train: baseline step, batch in memory (img/s)", res["train_step"]["a_memory_step_img_s"]),
             ("train: baseline step (img/s)", res["train_step"]["b_baseline_step_loader_img_s"]),
             ("train: GR step (img/s)", res["train_step"]["c_gr_step_loader_img_s"]),
             ("attack: PGD / bare fwd+bwd", res["attack"]["pgd_ratio"]),

@@ -22,7 +22,7 @@ def test_dry_run_prints_the_plan():
 def test_tiny_cpu_run_writes_every_figure(tmp_path):
     run("--cpu", "--tiny", "--out", str(tmp_path))
     res = json.loads((tmp_path / "gpu_check.json").read_text())
-    figures = [res["tiny_repro"]["total_s"], res["evaluate"]["img_s"], res["train_step"]["a_bare_fwd_bwd_img_s"],
+    figures = [res["tiny_repro"]["total_s"], res["evaluate"]["img_s"], res["train_step"]["a_memory_step_img_s"],
                res["train_step"]["c_gr_step_loader_img_s"], res["attack"]["pgd_ratio"], res["attack"]["square_ratio"]]
     assert all(f > 0 for f in figures), figures
     assert (tmp_path / "gpu_check.md").read_text().startswith("| measure | 1 GPU |")

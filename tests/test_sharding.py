@@ -33,6 +33,7 @@ def files(folder: Path) -> dict[str, bytes]:
 def test_two_processes_write_the_one_process_artifact(pipeline_copy: Path):
     params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
     params["attack"]["batch_size"] = 4  # the tiny test set spans three batches: both ranks attack frames
+    params["attack"]["cpu_threads"] = 1  # two processes on two cores, in both runs (bytes match per thread count)
     cmd = ["stages/attack.py", "baseline-0", "pgd"]  # random starts: the shards must draw the same noise
     run_stage(pipeline_copy, params, *cmd, "--out", "one")
     params["attack"]["nproc"] = 2
