@@ -30,16 +30,20 @@ def dataset_deps(p: ExtractParams) -> list[str]:
 
 
 def check_dvc_deps(p: ExtractParams, dvc_yaml: Path) -> None:
-    """dvc.yaml's extract_frames deps under the dataset root must be exactly what this run reads (a params
-    list cannot be expanded into deps, so they are written out there)."""
+    """dvc.yaml's extract_frames deps under the dataset root must cover every folder this run reads (a params
+    list cannot be expanded into deps, so they are written out there): a folder read but not listed is an
+    error (DVC would miss its changes); one listed but not read only costs hashing, and is a warning."""
     if not dvc_yaml.is_file():  # run outside a DVC project
         return
     deps = yaml.safe_load(dvc_yaml.read_text())["stages"]["extract_frames"]["deps"]
     listed = {d for d in deps if d.startswith(ROOT_VAR)}
-    wanted = dataset_deps(p)
-    if listed != set(wanted):
-        raise ParamsError(f"{dvc_yaml}: stage extract_frames must depend on exactly the dataset folders it reads; "
-                          f"add {sorted(set(wanted) - listed)}, remove {sorted(listed - set(wanted))}")
+    wanted = set(dataset_deps(p))
+    if wanted - listed:
+        raise ParamsError(f"{dvc_yaml}: stage extract_frames reads dataset folders its deps do not list; "
+                          f"add {sorted(wanted - listed)}")
+    if listed - wanted:
+        log.warning("[extract_frames] %s lists dataset folders this run does not read (hashed for nothing): %s",
+                    dvc_yaml, sorted(listed - wanted))
 
 
 def main() -> None:

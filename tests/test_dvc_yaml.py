@@ -88,7 +88,7 @@ def extract_stage_module():
     return module
 
 
-def test_extract_frames_lists_exactly_the_dataset_folders_it_reads(tiny_sample):
+def test_extract_frames_lists_every_dataset_folder_it_reads(tiny_sample):
     from robustdf.params import ParamsError, validate_group
 
     stage = extract_stage_module()
