@@ -48,6 +48,7 @@ bench: install
 	$(RUN) $(PY) bench/full_scale.py
 	$(RUN) $(PY) bench/memory.py  # about 10 min on 2 cores
 	$(RUN) $(PY) bench/attack_convergence.py  # needs the default run's models (make repro)
+	$(RUN) $(PY) bench/scoring_as_published.py  # the same
 
 # on a CUDA machine: tiny repro + training/attack/evaluate throughput for the README's 1 GPU column
 gpu-check: install

@@ -31,6 +31,15 @@ from robustdf.runtime import set_cpu_threads
 from robustdf.scoring import adversarial_images, correct, exact_float32, predict
 
 
+def frozen_model(name: str) -> torch.nn.Module:
+    """The trained model data/models/<name> in eval mode, its weights frozen (only input gradients are taken)."""
+    model, _ = load_checkpoint(Path("data/models") / name)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def stored_scores(model: torch.nn.Module, ds: FrameDataset, folders: list[Path], eps: float, batch: int) -> np.ndarray:
     """Per-frame worst case over the stored artifacts in ``folders`` at ``eps``."""
     dev = torch.device("cpu")
@@ -75,10 +84,7 @@ def main() -> None:
     }
     rows = []
     for name in args.models:
-        model, _ = load_checkpoint(Path("data/models") / name)
-        model.eval()
-        for p_ in model.parameters():
-            p_.requires_grad_(False)
+        model = frozen_model(name)
         for e in args.eps:
             eps = parse_eps(e)
             t0 = time.perf_counter()
