@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,21 +64,31 @@ def attack_survivors(model: torch.nn.Module, attack, ds: FrameDataset, alive: np
     return p
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def model_eps_args(ap: argparse.ArgumentParser) -> None:
+    """--models (default: every model of the default run) and --eps."""
     ap.add_argument("--models", nargs="+", default=[f"{v}-{s}" for s in load_group("train").seeds
                                                     for v in ("baseline", "gr")])
     ap.add_argument("--eps", nargs="+", default=["1/255", "2/255", "4/255"])
-    ap.add_argument("--square-queries", type=int, default=5000)
-    ap.add_argument("--stronger", nargs="+", default=["pgd", "apgd", "square"],
-                    help="which stronger attacks to add, in this order (a subset saves time)")
-    args = ap.parse_args()
+
+
+def setup() -> tuple[object, FrameDataset, Callable]:
+    """The attack params, the test frames and the storage map, with the pipeline's threads and float32."""
     p = load_group("attack")
     set_cpu_threads(p.cpu_threads)
     exact_float32()
     ds = FrameDataset(test_rows(read_rows(Path("data/balanced/manifest.csv"))), "data/frames")
+    return p, ds, stored_image("int8" if p.quantize_8bit else "float16")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    model_eps_args(ap)
+    ap.add_argument("--square-queries", type=int, default=5000)
+    ap.add_argument("--stronger", nargs="+", default=["pgd", "apgd", "square"],
+                    help="which stronger attacks to add, in this order (a subset saves time)")
+    args = ap.parse_args()
+    p, ds, store = setup()
     y = ds.labels()
-    store = stored_image("int8" if p.quantize_8bit else "float16")
     stronger = {
         "pgd": PGD(5 * p.pgd.steps, p.pgd.rel_step_size / 2, True, p.seed, 3,
                                        tuple(p.pgd.losses), store),

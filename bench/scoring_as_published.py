@@ -16,17 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from attack_convergence import attack_survivors, frozen_model, stored_scores
+from attack_convergence import attack_survivors, frozen_model, model_eps_args, setup, stored_scores
 from common import report
-from robustdf.artifacts import stored_image
 from robustdf.attacks import as_computed, build_attack
-from robustdf.data import FrameDataset
 from robustdf.evaluation import worst_case
-from robustdf.manifest import read_rows, test_rows
 from robustdf.metrics import balanced_accuracy
-from robustdf.params import load_group, parse_eps
-from robustdf.runtime import set_cpu_threads
-from robustdf.scoring import exact_float32
+from robustdf.params import parse_eps
 
 
 class StoredAfter:
@@ -41,16 +36,10 @@ class StoredAfter:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--models", nargs="+", default=[f"{v}-{s}" for s in load_group("train").seeds
-                                                    for v in ("baseline", "gr")])
-    ap.add_argument("--eps", nargs="+", default=["1/255", "2/255", "4/255"])
+    model_eps_args(ap)
     args = ap.parse_args()
-    p = load_group("attack")
-    set_cpu_threads(p.cpu_threads)
-    exact_float32()
-    ds = FrameDataset(test_rows(read_rows(Path("data/balanced/manifest.csv"))), "data/frames")
+    p, ds, store = setup()
     y = ds.labels()
-    store = stored_image("int8" if p.quantize_8bit else "float16")
     continuous = {a: StoredAfter(build_attack(a, p, p.seed, as_computed), store) for a in ("pgd", "apgd")}
     everywhere = np.ones(len(ds), dtype=bool)
     rows = []
@@ -59,10 +48,10 @@ def main() -> None:
         for e in args.eps:
             eps = parse_eps(e)
             t0 = time.perf_counter()
-            published = stored_scores(model, ds, [Path("data/attacks") / name / a for a in p.attacks], eps,
-                                      p.batch_size)
-            fgsm = stored_scores(model, ds, [Path("data/attacks") / name / "fgsm"], eps, p.batch_size)
-            earlier = worst_case(y, [fgsm] + [attack_survivors(model, a, ds, everywhere, eps, p.batch_size)
+            stored = {a: stored_scores(model, ds, [Path("data/attacks") / name / a], eps, p.batch_size)
+                      for a in p.attacks}
+            published = worst_case(y, list(stored.values()))
+            earlier = worst_case(y, [stored["fgsm"]] + [attack_survivors(model, a, ds, everywhere, eps, p.batch_size)
                                               for a in continuous.values()])
             row = {"model": name, "eps": e, "selected_on_stored": round(balanced_accuracy(y, published), 4),
                    "selected_on_continuous": round(balanced_accuracy(y, earlier), 4),
