@@ -17,7 +17,7 @@ import numpy as np
 
 from common import ROOT, report
 from robustdf.extraction import extract_all
-from robustdf.ffpp import Video
+from robustdf.datasets.video import Video
 from robustdf.frames import even_indices, read_frames
 from robustdf.params import ExtractParams, FaceCropParams
 from robustdf.synth import encode_h264

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from robustdf.extraction import apply_face_policy, extract_all, prune, split_results
-from robustdf.ffpp import discover, video_folders
+from robustdf.datasets.ffpp import discover, video_folders
 from robustdf.manifest import counts, face_share_by_method, write_rows
 from robustdf.params import ExtractParams, ParamsError, load_group
 from robustdf.runtime import StageRun, log, main_guard

@@ -10,7 +10,8 @@ from conftest import REAL_CLIP
 from robustdf import faces
 from robustdf.balance import balance
 from robustdf.data import OPEN_MAPS, FrameDataset
-from robustdf.ffpp import Video, discover, parse_name
+from robustdf.datasets import Video
+from robustdf.datasets.ffpp import discover, parse_name
 from robustdf.frames import ExtractJob, even_indices, extract_video, read_frames
 from robustdf.params import FaceCropParams
 from robustdf.runtime import DataError

@@ -23,14 +23,16 @@ def imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
-            found.add(node.module)
-            if node.module == PACKAGE:  # from robustdf import metrics
-                found |= {f"{PACKAGE}.{a.name}" for a in node.names}
-    return {m for m in found if m != PACKAGE}
+            found.add(node.module)  # from robustdf import metrics, from robustdf.datasets import ffpp: submodules
+            names = {f"{node.module}.{a.name}" for a in node.names}
+            found |= {m for m in names if module_file(m).is_file()}
+    parents = {".".join(m.split(".")[:i]) for m in found for i in range(2, m.count(".") + 1)}  # run on import
+    return {m for m in found | parents if m != PACKAGE}
 
 
 def module_file(module: str) -> Path:
-    return ROOT / "src" / Path(*module.split(".")).with_suffix(".py")
+    base = ROOT / "src" / Path(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
 
 
 def import_closure(script: Path) -> set[str]:
@@ -73,6 +75,9 @@ def test_closure_follows_imports_inside_functions(tmp_path):
     script.write_text("def f():\n    from robustdf import metrics\n    import robustdf.report\n")
     assert imported_modules(script) == {"robustdf.metrics", "robustdf.report"}
     assert "src/robustdf/model.py" not in import_closure(script)
+    script.write_text("from robustdf.datasets.video import Video\n")  # runs the package's __init__ and its imports
+    assert imported_modules(script) == {"robustdf.datasets", "robustdf.datasets.video"}
+    assert {"src/robustdf/datasets/__init__.py", "src/robustdf/datasets/ffpp.py"} <= import_closure(script)
 
 
 def test_every_stage_waits_for_the_params_check():

@@ -28,7 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from robustdf import faces, frames
-from robustdf.ffpp import Video, target_original
+from robustdf.datasets.video import Video
 from robustdf.frames import FIELDS, ExtractJob, extract_video
 from robustdf.params import ExtractParams, FaceCropParams
 from robustdf.runtime import DataError, atomic_file
@@ -123,7 +123,7 @@ def extract_all(videos: list[Video], p: ExtractParams, out: Path, workers: int) 
     """Extract what is missing or out of date under ``out``; keep what is finished."""
     reuse = p.face_crop.enabled and p.face_crop.reuse_original_boxes
     present = {v.key for v in videos}
-    origin = {v.key: o for v in videos if reuse and (o := target_original(v)) in present}
+    origin = {v.key: o for v in videos if reuse and (o := v.original) in present}
     with _mapper(workers) as run_map:
         md5 = dict(zip([v.key for v in videos],
                        run_map(file_md5, [v.path for v in videos], "hash sources"), strict=True))

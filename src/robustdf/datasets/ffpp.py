@@ -14,9 +14,11 @@ and identities are namespaced (``yt:000``, ``dfd:01``) so the two id spaces neve
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from robustdf.datasets.common import Found, scan
+from robustdf.datasets.registry import register
+from robustdf.datasets.video import Video
 from robustdf.runtime import DataError
 
 REAL_METHOD = {"youtube": "original", "actors": "actors"}
@@ -25,21 +27,6 @@ _YT_FAKE = re.compile(r"^(\d{3})_(\d{3})$")
 _DFD_REAL = re.compile(r"^(\d{2})__([A-Za-z0-9_-]+?)$")
 _DFD_FAKE = re.compile(r"^(\d{2})_(\d{2})__([A-Za-z0-9_-]+?)__([A-Za-z0-9]{8})$")
 VIDEO_EXT = ".mp4"
-
-
-@dataclass(frozen=True)
-class Video:
-    key: str  # "<method>/<stem>", unique in the corpus
-    method: str  # "original", "actors" or a manipulation method
-    label: int  # 1 = fake (the positive class), 0 = real
-    target: str  # namespaced identity of the target (the real person in the video)
-    source: str  # namespaced identity of the source face ("" for reals)
-    compression: str
-    path: str
-    size_bytes: int
-
-    def row(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def parse_name(stem: str, method: str) -> tuple[str, str] | None:
@@ -57,28 +44,28 @@ def parse_name(stem: str, method: str) -> tuple[str, str] | None:
     return (f"yt:{m[1]}", f"yt:{m[2]}") if m else None
 
 
-def target_original(video: Video) -> str | None:
+def target_original(stem: str, method: str, label: int) -> str:
     """Key of the original a fake re-renders (``000_003`` -> ``original/000``; DFD
-    ``01_02__scene__ID`` -> ``actors/01__scene``), None for reals and unknown names."""
-    stem = video.key.split("/", 1)[1]
-    if video.method == "DeepFakeDetection":
+    ``01_02__scene__ID`` -> ``actors/01__scene``), "" for reals and unknown names."""
+    if method == "DeepFakeDetection":
         m = _DFD_FAKE.match(stem)
-        return f"actors/{m[1]}__{m[3]}" if m else None
-    m = _YT_FAKE.match(stem) if video.label == 1 else None
-    return f"original/{m[1]}" if m else None
+        return f"actors/{m[1]}__{m[3]}" if m else ""
+    m = _YT_FAKE.match(stem) if label == 1 else None
+    return f"original/{m[1]}" if m else ""
 
 
-def _scan(folder: Path, method: str, label: int, compression: str) -> tuple[list[Video], list[str]]:
+def _scan(folder: Path, method: str, label: int, compression: str) -> Found:
     if not folder.is_dir():
         raise DataError(f"expected video folder {folder} does not exist (method {method!r}, {compression})")
-    videos, unknown = [], []
-    for path in sorted(folder.iterdir()):
-        ids = parse_name(path.stem, method) if path.suffix == VIDEO_EXT and path.is_file() else None
+
+    def parse(path: Path) -> Video | None:
+        ids = parse_name(path.stem, method) if path.suffix == VIDEO_EXT else None
         if ids is None:
-            unknown.append(str(path))
-            continue
-        videos.append(Video(f"{method}/{path.stem}", method, label, ids[0], ids[1], compression, str(path),
-                            path.stat().st_size))
+            return None
+        return Video(f"{method}/{path.stem}", method, label, ids[0], ids[1], compression, str(path),
+                     path.stat().st_size, target_original(path.stem, method, label))
+
+    videos, unknown = scan(folder, parse)
     if not videos:
         raise DataError(f"video folder {folder} holds no FF++ videos (method {method!r})")
     return videos, unknown
@@ -92,8 +79,8 @@ def video_folders(root: str | Path, compression: str, methods: list[str], real_s
             + [(root / "manipulated_sequences" / m / compression / "videos", m, 1) for m in methods])
 
 
-def discover(root: str | Path, compression: str, methods: list[str], real_sources: list[str]) -> tuple[
-        list[Video], list[str]]:
+@register("ffpp")
+def discover(root: str | Path, compression: str, methods: list[str], real_sources: list[str]) -> Found:
     """List the real and fake videos under an FF++ root; returns (videos, unrecognised paths)."""
     if not Path(root).is_dir():
         raise DataError(f"dataset root {root} does not exist")

@@ -1,0 +1,11 @@
+"""Dataset readers by kind: each turns a dataset's own layout into :class:`Video` records.
+
+``discover(kind, root, **options)`` returns (records, unrecognised paths); a reader registers
+itself with ``@register(kind)``, so importing this package makes every kind available.
+"""
+
+from robustdf.datasets import ffpp  # noqa: F401 (registers its reader)
+from robustdf.datasets.registry import READERS, Reader, discover, register
+from robustdf.datasets.video import Video
+
+__all__ = ["READERS", "Reader", "Video", "discover", "register"]
