@@ -1,10 +1,10 @@
 """Dataset readers by kind: each turns a dataset's own layout into :class:`Video` records.
 
 ``discover(kind, root, **options)`` returns (records, unrecognised paths); a reader registers
-itself with ``@register(kind)``, so importing this package makes every kind available.
+itself with ``@register(kind)``, so importing this package makes every kind below available.
 """
 
-from robustdf.datasets import ffpp  # noqa: F401 (registers its reader)
+from robustdf.datasets import celebdf, dfdc, dffd, ffpp, generic  # noqa: F401 (each registers its reader)
 from robustdf.datasets.registry import READERS, Reader, discover, register
 from robustdf.datasets.video import Video
 
