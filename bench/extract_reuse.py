@@ -25,7 +25,7 @@ from PIL import Image, ImageFilter
 from common import ROOT, report
 from robustdf import faces
 from robustdf.extraction import extract_all
-from robustdf.datasets.ffpp import discover
+from robustdf.ffpp import discover
 from robustdf.frames import read_frames
 from robustdf.params import ExtractParams, FaceCropParams
 from robustdf.synth import encode_h264

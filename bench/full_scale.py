@@ -28,7 +28,7 @@ from torch import nn
 from common import interleaved, report
 from extract_reuse import METHODS, make_tree
 from robustdf.extraction import extract_all
-from robustdf.datasets.ffpp import discover
+from robustdf.ffpp import discover
 from robustdf.gr import GradientRegularizer
 from robustdf.model import build_model
 from robustdf.params import ExtractParams, load_group

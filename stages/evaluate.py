@@ -13,11 +13,12 @@ import torch
 from sklearn.metrics import roc_curve
 
 from robustdf.evaluation import (VARIANTS, ModelResult, TestSet, curve_tables, evaluate_all, load_test_set,
-                                 read_curves, score_model)
+                                 read_curves, score_model, score_on_set)
+from robustdf.generalization import generalization, load_sets
 from robustdf.headline import headline
 from robustdf.manifest import face_share_by_method, read_rows
 from robustdf.model import load_checkpoint
-from robustdf.params import AttackParams, EvaluateParams, TrainParams, load_group
+from robustdf.params import AttackParams, EvaluateParams, ExtractParams, TrainParams, load_group
 from robustdf.plots import write_all
 from robustdf.report import render
 from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, set_cpu_threads, write_json
@@ -40,18 +41,23 @@ def main() -> None:
     ap.add_argument("--attacks", default="data/attacks")
     ap.add_argument("--square", default="data/square")
     ap.add_argument("--train-logs", default="data/train")
+    ap.add_argument("--sets", default="data/sets", help="the test-only sets' frames, one folder per set")
+    ap.add_argument("--set-attacks", default="data/attacks_sets", help="their artifacts: <set>/<model>/<attack>")
     ap.add_argument("--out", default="data/evaluate")
     args = ap.parse_args()
     p, tp, ap_ = load_group("evaluate"), load_group("train"), load_group("attack")
+    xp: ExtractParams = load_group("extract_frames")
     relaunch(p.nproc)
     device = pick_device("auto")
     with process_group(device) as (rank, world):
-        evaluate_stage(args, p, tp, ap_, device, rank, world)
+        evaluate_stage(args, p, tp, ap_, list(xp.test_sets), device, rank, world)
 
 
 def score_share(args: argparse.Namespace, p: EvaluateParams, tp: TrainParams, ap_: AttackParams, ts: TestSet,
-                run: StageRun, device: torch.device, rank: int, world: int) -> list[ModelResult]:
-    """Every model's scores, in (seed, variant) order on rank 0; each rank scores a contiguous share."""
+                sets: dict[str, TestSet], run: StageRun, device: torch.device, rank: int,
+                world: int) -> list[ModelResult]:
+    """Every model's scores (in-domain and on each test-only set), in (seed, variant) order on rank 0; each rank
+    scores a contiguous share."""
     gr = tp.gr  # where the why is measured
     names = [(f"{v}-{seed}", f"{VARIANTS[1 - VARIANTS.index(v)]}-{seed}") for seed in tp.seeds for v in VARIANTS]
     mine = []
@@ -61,11 +67,16 @@ def score_share(args: argparse.Namespace, p: EvaluateParams, tp: TrainParams, ap
         mine.append(score_model(model, name, cfg, ts, Path(args.attacks), Path(args.square), ap_.attacks, ap_.eps,
                                 other, gr.shallow_layer, gr.r, p.batch_size, device))
         run.read(Path(args.attacks) / name, f"({len(mine[-1].scores) - 1} attacked conditions)")
+        for set_name, set_ts in sets.items():
+            folder = Path(args.set_attacks) / set_name / name
+            mine[-1].sets[set_name] = score_on_set(model, set_ts, folder, ap_.attacks, ap_.eps, gr.shallow_layer,
+                                                   gr.r, p.batch_size, device)
+            run.read(folder, f"({len(mine[-1].sets[set_name].scores) - 1} attacked conditions)")
     return [res for share in gather(mine) for res in share]
 
 
 def evaluate_stage(args: argparse.Namespace, p: EvaluateParams, tp: TrainParams, ap_: AttackParams,
-                   device: torch.device, rank: int, world: int) -> None:
+                   set_names: list[str], device: torch.device, rank: int, world: int) -> None:
     """Score the models (split across ranks when sharded); rank 0 computes the metrics and writes the outputs."""
     run = StageRun("evaluate" + (f"[rank {rank}/{world}]" if world > 1 else ""))
     set_cpu_threads(p.cpu_threads)
@@ -75,14 +86,19 @@ def evaluate_stage(args: argparse.Namespace, p: EvaluateParams, tp: TrainParams,
     n_videos, n_real = len(set(ts.video)), len(set(ts.video[ts.y == 0]))
     run.read(Path(args.data) / "manifest.csv",
              f"({n_videos} test videos in {len(set(ts.cluster))} identity clusters, {len(ts.y)} frames)")
+    sets = load_sets(Path(args.sets), set_names)
+    for name, s in sets.items():
+        run.read(Path(args.sets) / name / "manifest.csv", f"({len(set(s.video))} videos in {len(set(s.cluster))} "
+                 f"identity clusters, {len(s.y)} frames)")
     with run.timed("predict"):
-        results = score_share(args, p, tp, ap_, ts, run, device, rank, world)
+        results = score_share(args, p, tp, ap_, ts, sets, run, device, rank, world)
     if rank != 0:
         return
     curves = {r.name: read_curves(Path(args.train_logs) / r.name) for r in results}
     rocs = {r.name: roc_curve(ts.y, r.scores["clean"])[:2] for r in results}
     with run.timed("metrics+bootstrap"):
         details = evaluate_all(results, ts, p, ap_.eps, ap_.attacks, ap_.pgd.sanity_eps)
+        details["generalization"] = generalization(results, ts, sets, details["valid_seeds"], ap_.eps, p)
     context = {"n_frames": len(ts.y), "n_videos": n_videos, "n_real_videos": n_real,
                "n_clusters": len(set(ts.cluster)),
                "n_fake_videos": n_videos - n_real, "n_bootstrap": p.n_bootstrap, "heldout_methods": ts.heldout,

@@ -5,20 +5,17 @@ missing or out-of-date ones are extracted; see :mod:`robustdf.extraction`.
 """
 
 import argparse
-import logging
 import os
 import shutil
 from pathlib import Path
 
 import yaml
 
-from robustdf.extraction import apply_face_policy, extract_all, prune, split_results
-from robustdf.datasets.ffpp import discover, video_folders
-from robustdf.manifest import counts, face_share_by_method, write_rows
+from robustdf.extraction import extract_into
+from robustdf.ffpp import discover, video_folders
+from robustdf.manifest import write_rows
 from robustdf.params import ExtractParams, ParamsError, load_group
 from robustdf.runtime import StageRun, log, main_guard
-
-LISTS = ["manifest.csv", "failures.csv", "unrecognised_files.txt"]
 ROOT_VAR, COMP_VAR = "${extract_frames.ffpp_root}", "${extract_frames.compression}"
 
 
@@ -56,35 +53,15 @@ def main() -> None:
     out = Path(args.out)
     videos, unknown = discover(p.ffpp_root, p.compression, p.methods, p.real_sources)
     run.read(p.ffpp_root, f"({len(videos)} videos, {len(unknown)} unrecognised files)")
-    for path in unknown:
-        log.warning("[extract_frames] unrecognised file, skipped: %s", path)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in LISTS:  # an interrupted run must not look complete
-        (out / name).unlink(missing_ok=True)
-    with run.timed("decode+crop"):
-        ex = extract_all(videos, p, out, p.workers)
-    for f in (r for r in ex.results if "error" in r):
-        log.warning("[extract_frames] failed %s: %s", f["path"], f["error"])
-    shares = face_share_by_method(ex.results)
-    for method, share in shares.items():
-        low = 1 - share > p.face_crop.max_fallback_share
-        log.log(logging.WARNING if low else logging.INFO, "[extract_frames] %s: a face was detected in %.0f%% of "
-                "sampled frames%s", method, 100 * share, " (LOW: crops are mostly fallbacks)" if low else "")
-    rows, failures = split_results(apply_face_policy(ex.results, p.face_crop), p.max_failure_share, p.ffpp_root)
+    (out / "manifest.csv").unlink(missing_ok=True)  # an interrupted run must not look complete
     shutil.rmtree(out / "splits", ignore_errors=True)
     splits = Path(p.ffpp_root) / "splits"
     if splits.is_dir():
         shutil.copytree(splits, out / "splits")
         run.read(splits, "(official split files, copied for the split stage)")
-    write_rows(out / "failures.csv", failures, ["key", "path", "error"])
-    (out / "unrecognised_files.txt").write_text("".join(f"{u}\n" for u in unknown))
     copied = {f.relative_to(out).as_posix() for f in (out / "splits").rglob("*") if f.is_file()}
-    stale = prune(out, ex.files | set(LISTS) | copied)  # what a run from scratch would not write
+    rows = extract_into(out, videos, unknown, p, p.ffpp_root, run, keep=copied)
     write_rows(out / "manifest.csv", rows)  # last: its presence marks a complete output
-    run.count(videos=len(rows), failed=len(failures), unrecognised=len(unknown), **ex.counts, stale_removed=stale,
-              frames=sum(r["n_frames"] for r in rows), fallbacks=sum(r["n_fallback"] for r in rows),
-              low_face_flagged=sum(r["low_face"] for r in rows), face_share_by_method=shares,
-              by_method=counts(rows, "method"))
     run.wrote(out, "(videos/*.npy, records/*.json, manifest.csv, failures.csv, unrecognised_files.txt, splits/)")
     run.save(out)
 

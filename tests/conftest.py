@@ -20,7 +20,8 @@ REAL_CLIP = ROOT / "tests" / "data" / "short_hamilton_clip.mp4"  # MIT, see test
 # seconds per stage on 2 CPU cores
 TINY = {
     "make_sample": {"n_identities": 8, "frames": 8, "size": 64, "keyframe_interval": 4, "workers": 1,
-                    "split_fractions": {"train": 0.5, "val": 0.25, "test": 0.25}},
+                    "split_fractions": {"train": 0.5, "val": 0.25, "test": 0.25},
+                    "celebdf": {"celebrities": 4, "youtube_reals": 2, "unlisted": 1}, "dffd": {"images_per_source": 3}},
     "extract_frames": {"frames_per_video": 2, "image_size": 32, "workers": 1},
     "train": {"seeds": [0], "recipe": {"epochs": 1, "batch_size": 8}},
     "attack": {"eps": ["2/255", "4/255"], "batch_size": 32, "pgd": {"steps": 2}, "apgd": {"steps": 2},
@@ -36,7 +37,9 @@ def deep_update(base: dict, upd: dict) -> dict:
 
 
 def tiny_params(**overrides: dict) -> dict:
+    """params.yaml with :data:`TINY` and ``overrides``; of the test-only sets only celebdf (a test adds dffd)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["extract_frames"]["test_sets"] = {"celebdf": params["extract_frames"]["test_sets"]["celebdf"]}
     return deep_update(deep_update(params, TINY), overrides)
 
 

@@ -11,7 +11,7 @@ from robustdf import faces
 from robustdf.balance import balance
 from robustdf.data import OPEN_MAPS, FrameDataset
 from robustdf.datasets import Video
-from robustdf.datasets.ffpp import discover, parse_name
+from robustdf.ffpp import discover, parse_name
 from robustdf.frames import ExtractJob, even_indices, extract_video, read_frames
 from robustdf.params import FaceCropParams
 from robustdf.runtime import DataError

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import REAL_CLIP, copy_project, dvc, init_git, tiny_params, write_params
 from robustdf import extraction, faces
 from robustdf.extraction import apply_face_policy, extract_all, split_results
-from robustdf.datasets.ffpp import discover
+from robustdf.ffpp import discover
 from robustdf.manifest import face_share_by_method
 from robustdf.frames import read_frames
 from robustdf.params import validate_group

@@ -14,6 +14,7 @@ import yaml
 from conftest import cpu_load, dvc, tool_env, write_params
 
 MODELS, ATTACKS = ("baseline", "gr"), ("fgsm", "pgd", "apgd")
+PGD_ON_SETS = {f"attack_set@celebdf-{m}-0-pgd" for m in MODELS}  # the tiny run's one test-only set
 
 
 def ran_stages(output: str) -> set[str]:
@@ -37,10 +38,10 @@ def test_every_output_exists_and_metrics_are_in_range(pipeline_repo: Path):
     head = json.loads((pipeline_repo / "data/evaluate/metrics.json").read_text())
     assert set(head) == {"base", "gr", "flags"}  # a headline, not every number
     for m in ("base", "gr"):
-        assert set(head[m]) == {"auc", "bacc", "rob2", "rob4"}
+        assert set(head[m]) == {"auc", "bacc", "rob2", "rob4", "xauc"}
         assert all(v is None or 0.0 <= v <= 100.0 for v in head[m].values()), head[m]
     verdict = json.loads((pipeline_repo / "data/evaluate/verdict.json").read_text())
-    assert set(verdict) == {"auc", "bacc", "rob2", "rob4", "checks"}
+    assert set(verdict) == {"auc", "bacc", "rob2", "rob4", "xauc", "checks"}
     assert set(verdict["auc"]) == {"diff", "lo", "hi", "mde", "finding"}
     details = json.loads((pipeline_repo / "data/evaluate/details.json").read_text())
     conds = details["models"]["gr-0"]["conditions"]
@@ -54,6 +55,13 @@ def test_every_output_exists_and_metrics_are_in_range(pipeline_repo: Path):
     assert "## Verdict" in report and "## Sanity checks" in report and "## Why: measured" in report
     assert "this run cannot tell" in report  # one seed: no interval, never a finding
     assert "## Gradient masking" in report
+    # the generalization table: the in-domain row and the Celeb-DF-shaped set, read by its own stages
+    rows = details["generalization"]["rows"]
+    assert list(rows) == ["in-domain", "celebdf"] and rows["celebdf"]["kind"] == "unseen set"
+    listed = (pipeline_repo / "data/sample_celebdf/List_of_testing_videos.txt").read_text().splitlines()
+    assert rows["celebdf"]["n_frames"] == 2 * len(listed)  # only the official list, two frames per video
+    assert set(rows["celebdf"]["models"]) == {"baseline-0", "gr-0"}
+    assert "| celebdf (unseen set) |" in report and "## Generalization" in report
     # plots are static images, committed to git, so they show from a fresh checkout with no network
     out = json.loads(dvc("plots", "show", "--json", cwd=pipeline_repo).stdout)
     assert not out.get("errors"), out["errors"]
@@ -72,12 +80,12 @@ def test_attack_param_change_reruns_only_attacks_and_evaluate(pipeline_copy: Pat
     params["attack"]["pgd"]["steps"] = 3
     write_params(pipeline_copy, params)
     changed = json.loads(dvc("status", "--json", cwd=pipeline_copy).stdout)
-    assert set(changed) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd"}
+    assert set(changed) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd"} | PGD_ON_SETS
     before = json.loads((pipeline_copy / "data/evaluate/details.json").read_text())["models"]
     res = dvc("repro", cwd=pipeline_copy)
     # Square reads the PGD artifact (it attacks the frames the gradient attacks left correct)
     assert ran_stages(res.stdout) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "square@baseline-0",
-                                      "square@gr-0", "evaluate"}, res.stdout
+                                      "square@gr-0", "evaluate"} | PGD_ON_SETS, res.stdout
     after = json.loads((pipeline_copy / "data/evaluate/details.json").read_text())["models"]
     changed_conds = {c for m in after for c in after[m]["conditions"]
                      if after[m]["conditions"][c] != before[m]["conditions"][c]}
@@ -90,7 +98,8 @@ def test_sanity_eps_is_a_pgd_param_only_pgd_stages_and_evaluate_read(pipeline_co
     params["attack"]["pgd"]["sanity_eps"] = "24/255"
     write_params(pipeline_copy, params)
     changed = json.loads(dvc("status", "--json", cwd=pipeline_copy).stdout)
-    assert set(changed) == {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "evaluate"}, changed
+    expected = {"check_params", "attack@baseline-0-pgd", "attack@gr-0-pgd", "evaluate"} | PGD_ON_SETS
+    assert set(changed) == expected, changed
 
 
 def test_same_params_give_identical_outputs_on_a_busy_machine(pipeline_copy: Path):
@@ -193,8 +202,19 @@ def test_adding_a_seed_runs_exactly_its_stages_and_evaluate(pipeline_copy: Path)
     write_params(pipeline_copy, params)
     res = dvc("repro", cwd=pipeline_copy)
     new = ({f"train@{m}-1" for m in MODELS} | {f"attack@{m}-1-{a}" for m in MODELS for a in ATTACKS}
-           | {f"square@{m}-1" for m in MODELS})
+           | {f"square@{m}-1" for m in MODELS} | {f"attack_set@celebdf-{m}-1-{a}" for m in MODELS for a in ATTACKS})
     assert ran_stages(res.stdout) == {"check_params", "evaluate"} | new, res.stdout
     details = json.loads((pipeline_copy / "data/evaluate/details.json").read_text())
     assert sorted(details["models"]) == ["baseline-0", "baseline-1", "gr-0", "gr-1"]
     assert len(details["paired"]["clean"]["auc"]["per_seed"]) == len(details["valid_seeds"])
+
+
+def test_adding_a_test_set_runs_only_its_stages_and_evaluate(pipeline_copy: Path):
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["extract_frames"]["test_sets"]["dffd"] = {"kind": "dffd", "root": "data/sample_dffd",
+                                                     "options": {"split": "test"}}
+    write_params(pipeline_copy, params)
+    changed = json.loads(dvc("status", "--json", cwd=pipeline_copy).stdout)
+    new = {"extract_test@dffd"} | {f"attack_set@dffd-{m}-0-{a}" for m in MODELS for a in ATTACKS}
+    # a new stage has no lock entry, so `dvc status` lists it as changed, as it lists evaluate
+    assert set(changed) == {"check_params", "evaluate"} | new, changed

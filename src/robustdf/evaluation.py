@@ -66,8 +66,17 @@ def worst_case(y: np.ndarray, scores: list[np.ndarray]) -> np.ndarray:
 
 
 @dataclass
+class SetScores:
+    """One model's per-frame scores per condition on a test-only set and its explanatory quantities there."""
+
+    scores: dict[str, np.ndarray]
+    why: dict[str, np.ndarray]
+
+
+@dataclass
 class ModelResult:
-    """One trained model's per-frame scores per condition and its explanatory quantities."""
+    """One trained model's per-frame scores per condition and its explanatory quantities, on the in-domain test
+    set and (``sets``) on every test-only set."""
 
     name: str  # "gr-0"
     variant: str
@@ -76,6 +85,22 @@ class ModelResult:
     scores: dict[str, np.ndarray]
     why: dict[str, np.ndarray]
     vanished: list[str] = field(default_factory=list)
+    sets: dict[str, SetScores] = field(default_factory=dict)
+
+
+def attacked_scores(model: torch.nn.Module, ts: TestSet, artifacts: list[tuple[str, Artifact]], batch_size: int,
+                    device: torch.device, prefix: str = "") -> tuple[dict[str, np.ndarray], list[str]]:
+    """Scores of every stored example, as ``<prefix><attack>_<eps>``, and the conditions whose 8-bit rounding
+    removed the whole perturbation (Square, which attacks only survivors, never counts as vanished)."""
+    scores, vanished = {}, []
+    for a, art in artifacts:
+        _check_cover(art, ts)
+        for e, eps in enumerate(art.eps):
+            cond = f"{prefix}{a}_{eps_key(eps)}"
+            scores[cond] = predict(model, adversarial_images(ts.ds, art, e, batch_size), device)
+            if eps > 0 and art.is_zero(e) and a != "square":
+                vanished.append(cond)
+    return scores, vanished
 
 
 def score_model(model: torch.nn.Module, name: str, config: dict[str, Any], ts: TestSet, attacks_root: Path,
@@ -85,29 +110,32 @@ def score_model(model: torch.nn.Module, name: str, config: dict[str, Any], ts: T
     one model; ``gradient_<eps>`` is the worst case over the gradient attacks alone."""
     model = model.to(device)
     scores = {"clean": predict(model, clean_images(ts.ds, batch_size), device)}
-    vanished = []
     arts = [(a, Artifact(attacks_root / name / a)) for a in attacks] + [("square", Artifact(square_root / name))]
-    for a, art in arts:
-        _check_cover(art, ts)
-        for e, eps in enumerate(art.eps):
-            cond = f"{a}_{eps_key(eps)}"
-            scores[cond] = predict(model, adversarial_images(ts.ds, art, e, batch_size), device)
-            if eps > 0 and art.is_zero(e) and a != "square":
-                vanished.append(cond)
+    attacked, vanished = attacked_scores(model, ts, arts, batch_size, device)
+    scores.update(attacked)
     for eps in eps_list:
         k = eps_key(eps)
         scores[f"gradient_{k}"] = worst_case(ts.y, [scores[f"{a}_{k}"] for a in attacks])
         scores[f"worst_{k}"] = worst_case(ts.y, [scores[f"gradient_{k}"], scores[f"square_{k}"]])
     if counterpart is not None:
-        for a in attacks:
-            art = Artifact(attacks_root / counterpart / a)
-            _check_cover(art, ts)
-            for e, eps in enumerate(art.eps):
-                if eps in eps_list:
-                    scores[f"transfer_{a}_{eps_key(eps)}"] = predict(
-                        model, adversarial_images(ts.ds, art, e, batch_size), device)
+        arts = [(a, Artifact(attacks_root / counterpart / a)) for a in attacks]
+        transfer, _ = attacked_scores(model, ts, arts, batch_size, device, prefix="transfer_")
+        scores.update({c: v for c, v in transfer.items() if any(c.endswith(f"_{eps_key(e)}") for e in eps_list)})
     why = why_quantities(model, ts.ds.batches(batch_size), layer, r, device)
     return ModelResult(name, config["variant"], int(config["seed"]), float(config["val_auc"]), scores, why, vanished)
+
+
+def score_on_set(model: torch.nn.Module, ts: TestSet, attacks_root: Path, attacks: list[str], eps_list: list[float],
+                 layer: str, r: float, batch_size: int, device: torch.device) -> SetScores:
+    """Clean and attacked scores of one model on a test-only set (``attacks_root``: that set's artifacts of this
+    model); ``gradient_<eps>`` is the worst case over the gradient attacks (no Square runs on these sets)."""
+    model = model.to(device)
+    scores = {"clean": predict(model, clean_images(ts.ds, batch_size), device)}
+    attacked, _ = attacked_scores(model, ts, [(a, Artifact(attacks_root / a)) for a in attacks], batch_size, device)
+    scores.update(attacked)
+    for eps in eps_list:
+        scores[f"gradient_{eps_key(eps)}"] = worst_case(ts.y, [scores[f"{a}_{eps_key(eps)}"] for a in attacks])
+    return SetScores(scores, why_quantities(model, ts.ds.batches(batch_size), layer, r, device))
 
 
 def _check_cover(art: Artifact, ts: TestSet) -> None:

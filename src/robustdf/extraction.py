@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -27,11 +28,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from robustdf import faces, frames
-from robustdf.datasets.video import Video
+from robustdf import faces, frames, images
+from robustdf.datasets.video import Kind, Video
 from robustdf.frames import FIELDS, ExtractJob, extract_video
+from robustdf.images import extract_image
+from robustdf.manifest import counts, face_share_by_method, write_rows
 from robustdf.params import ExtractParams, FaceCropParams
-from robustdf.runtime import DataError, atomic_file
+from robustdf.runtime import DataError, StageRun, atomic_file, log
 
 POLICY_ONLY = {"max_fallback_share", "low_face"}  # applied to finished results: never redo a video
 
@@ -48,8 +51,8 @@ def file_md5(path: str) -> str:
     return h.hexdigest()
 
 
-def params_key(p: ExtractParams) -> str:
-    """Hash of what every video's result depends on besides its own file."""
+def params_key(p: ExtractParams, kind: Kind = "video") -> str:
+    """Hash of what every video's (or image's) result depends on besides its own file."""
     import decord
     import dlib
     import numpy
@@ -58,7 +61,8 @@ def params_key(p: ExtractParams) -> str:
     return _digest({
         "frames_per_video": p.frames_per_video, "image_size": p.image_size,
         "face_crop": p.face_crop.model_dump(exclude=POLICY_ONLY),
-        "code": [hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in (frames, faces)],
+        "code": [hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest()
+                 for m in (frames, faces, *((images,) if kind == "image" else ()))],
         "versions": [decord.__version__, dlib.__version__, numpy.__version__, PIL.__version__],
     })
 
@@ -80,7 +84,7 @@ class Task:
 
 def _run_task(task: Task) -> dict[str, Any]:
     """Extract one video and write its record (after its array), so a finished video survives an interruption."""
-    fields = extract_video(task.job)
+    fields = (extract_image if task.job.video.kind == "image" else extract_video)(task.job)
     array = task.job.out_root / task.job.rel_file
     rec = {"key": task.key, "array_md5": None if "error" in fields else file_md5(str(array)), "fields": fields}
     task.record.parent.mkdir(parents=True, exist_ok=True)
@@ -127,8 +131,8 @@ def extract_all(videos: list[Video], p: ExtractParams, out: Path, workers: int) 
     with _mapper(workers) as run_map:
         md5 = dict(zip([v.key for v in videos],
                        run_map(file_md5, [v.path for v in videos], "hash sources"), strict=True))
-        base = params_key(p)
-        own = {v.key: _digest([base, md5[v.key]]) for v in videos}
+        base = {kind: params_key(p, kind) for kind in sorted({v.kind for v in videos})}
+        own = {v.key: _digest([base[v.kind], md5[v.key]]) for v in videos}
         key = {k: _digest([own[k], origin[k], own[origin[k]]]) if k in origin else own[k] for k in own}
         found = run_map(_load_record, [(out / rel_record(v), out / rel_array(v), key[v.key]) for v in videos],
                         "check finished")
@@ -202,3 +206,38 @@ def split_results(results: list[dict[str, Any]], max_failure_share: float, root:
         raise DataError(f"{len(failures)} of {len(results)} videos failed ({share:.0%}), more than "
                         f"extract_frames.max_failure_share={max_failure_share}; first: {failures[0]}")
     return rows, failures
+
+
+LISTS = ["manifest.csv", "failures.csv", "unrecognised_files.txt"]
+
+
+def extract_into(out: Path, videos: list[Video], unknown: list[str], p: ExtractParams, root: str, run: StageRun,
+                 keep: set[str] = frozenset()) -> list[dict[str, Any]]:
+    """The whole extraction of one dataset into ``out``: extract what is missing, log failures and face shares,
+    write ``failures.csv`` and ``unrecognised_files.txt``, delete whatever a run from scratch would not write
+    (besides ``keep`` and ``manifest.csv``); returns the manifest rows, which the caller writes last (its
+    presence marks a complete output). ``manifest.csv`` is removed first: an interrupted run must not look
+    complete."""
+    for path in unknown:
+        log.warning("[%s] unrecognised file, skipped: %s", run.name, path)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in LISTS:
+        (out / name).unlink(missing_ok=True)
+    with run.timed("decode+crop"):
+        ex = extract_all(videos, p, out, p.workers)
+    for f in (r for r in ex.results if "error" in r):
+        log.warning("[%s] failed %s: %s", run.name, f["path"], f["error"])
+    shares = face_share_by_method(ex.results)
+    for method, share in shares.items():
+        low = 1 - share > p.face_crop.max_fallback_share
+        log.log(logging.WARNING if low else logging.INFO, "[%s] %s: a face was detected in %.0f%% of sampled "
+                "frames%s", run.name, method, 100 * share, " (LOW: crops are mostly fallbacks)" if low else "")
+    rows, failures = split_results(apply_face_policy(ex.results, p.face_crop), p.max_failure_share, root)
+    write_rows(out / "failures.csv", failures, ["key", "path", "error"])
+    (out / "unrecognised_files.txt").write_text("".join(f"{u}\n" for u in unknown))
+    stale = prune(out, ex.files | set(LISTS) | set(keep))
+    run.count(videos=len(rows), failed=len(failures), unrecognised=len(unknown), **ex.counts, stale_removed=stale,
+              frames=sum(r["n_frames"] for r in rows), fallbacks=sum(r["n_fallback"] for r in rows),
+              low_face_flagged=sum(r["low_face"] for r in rows), face_share_by_method=shares,
+              by_method=counts(rows, "method"))
+    return rows

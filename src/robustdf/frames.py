@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from robustdf import faces
-from robustdf.datasets.video import Video
+from robustdf.ffpp import Video
 from robustdf.params import FaceCropParams
 from robustdf.runtime import atomic_file
 

@@ -2,7 +2,8 @@
 
 ``metrics.json`` (registered as DVC metrics) holds per variant the across-seed means in percent;
 ``verdict.json`` holds GR minus baseline paired by seed, in points, with its calibrated interval and the smallest
-difference the run could detect (``mde``, at ``evaluate.power``).
+difference the run could detect (``mde``, at ``evaluate.power``). With test-only sets, ``xauc`` is the clean AUC
+averaged over them (cross-dataset generalization); per-set figures are in ``details.json`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def headline(details: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         verdict[r.key] = ({"diff": _pct(d["diff"]), "lo": _pct(d["lo"]), "hi": _pct(d["hi"]),
                            "mde": _pct(d["mde"]), "finding": d["finding"]} if d
                           else {"diff": None, "lo": None, "hi": None, "mde": None, "finding": False})
+    gen = details.get("generalization", {}).get("xauc", {})
+    if gen.get("paired") is not None:  # test-only sets exist: their mean clean AUC, the cross-dataset figure
+        for v in SHORT:
+            metrics[SHORT[v]]["xauc"] = _pct(gen["variants"][v])
+        d = gen["paired"]
+        verdict["xauc"] = {"diff": _pct(d["diff"]), "lo": _pct(d["lo"]), "hi": _pct(d["hi"]), "mde": _pct(d["mde"]),
+                           "finding": d["finding"]}
     verdict["checks"] = {"degenerate_models": len(details["degenerate"]), "failed_sanity_checks": failed,
                          "unevaluated_sanity_checks": unchecked}
     return metrics, verdict

@@ -36,15 +36,25 @@ def satterthwaite_df(parts: Sequence[tuple[float, int]]) -> float:
     return total * total / denom if denom > 0 else math.inf
 
 
-def interval(diff: float, seed_var: float, n_seeds: int, test_var: float, n_clusters: int, ci: float,
-             power: float) -> dict[str, float]:
-    """t-interval and detectable size of a seed mean with seed variance ``seed_var`` (per seed) and test variance."""
-    se2 = seed_var / n_seeds + test_var
-    df = satterthwaite_df([(seed_var / n_seeds, n_seeds - 1), (test_var, n_clusters - 1)])
-    se = math.sqrt(se2)
+def interval_from(diff: float, parts: Sequence[tuple[float, int]], ci: float, power: float) -> dict[str, float]:
+    """t-interval and detectable size of ``diff`` whose variance is the sum of ``parts`` ``(variance, df)``."""
+    se = math.sqrt(sum(v for v, _ in parts))
+    df = satterthwaite_df(parts)
     t = float(sps.t.ppf((1 + ci) / 2, df))
     return {"diff": diff, "lo": diff - t * se, "hi": diff + t * se, "se": se, "df": df,
             "mde": (t + float(sps.t.ppf(power, df))) * se}
+
+
+def interval(diff: float, seed_var: float, n_seeds: int, test_var: float, n_clusters: int, ci: float,
+             power: float) -> dict[str, float]:
+    """t-interval and detectable size of a seed mean with seed variance ``seed_var`` (per seed) and test variance."""
+    return interval_from(diff, [(seed_var / n_seeds, n_seeds - 1), (test_var, n_clusters - 1)], ci, power)
+
+
+def _empty(per_seed: Sequence[float], n_seeds: int, n_clusters: int) -> dict[str, object]:
+    return {"diff": math.nan, "lo": math.nan, "hi": math.nan, "se": math.nan, "df": math.nan, "mde": math.nan,
+            "seed_sd": math.nan, "test_se": math.nan, "per_seed": [float(d) for d in per_seed], "n_seeds": n_seeds,
+            "n_clusters": n_clusters, "finding": False}
 
 
 def paired_seed_difference(y: np.ndarray, cluster: np.ndarray, a: Sequence[np.ndarray], b: Sequence[np.ndarray],
@@ -61,10 +71,7 @@ def paired_seed_difference(y: np.ndarray, cluster: np.ndarray, a: Sequence[np.nd
     per_seed = (stat(y, b_all) - stat(y, a_all)).astype(np.float64)
     ok = ~np.isnan(per_seed)
     n_seeds, n_clusters = int(ok.sum()), len(np.unique(cluster))
-    out: dict[str, object] = {"diff": math.nan, "lo": math.nan, "hi": math.nan, "se": math.nan, "df": math.nan,
-                              "mde": math.nan, "seed_sd": math.nan, "test_se": math.nan,
-                              "per_seed": [float(d) for d in per_seed], "n_seeds": n_seeds,
-                              "n_clusters": n_clusters, "finding": False}
+    out = _empty(per_seed, n_seeds, n_clusters)
     if n_seeds == 0:
         return out
     diff = float(per_seed[ok].mean())
@@ -83,5 +90,29 @@ def paired_seed_difference(y: np.ndarray, cluster: np.ndarray, a: Sequence[np.nd
         return out
     out.update(interval(diff, seed_var, n_seeds, test_var, n_clusters, ci, power))
     out.update(seed_sd=math.sqrt(seed_var), test_se=math.sqrt(test_var),
+               finding=bool(out["lo"] > 0 or out["hi"] < 0))  # type: ignore[operator]
+    return out
+
+
+def mean_over_sets(results: Sequence[dict[str, object]], ci: float, power: float) -> dict[str, object]:
+    """The mean over independently sampled test sets of paired differences (the same seeds in each), e.g. the
+    cross-dataset AUC difference: per seed the mean over sets, the seed spread of those means plus each set's
+    test variance divided by the number of sets squared, df by Welch-Satterthwaite."""
+    per = np.array([r["per_seed"] for r in results], dtype=np.float64)  # (sets, seeds)
+    ok = ~np.isnan(per).any(0)
+    seeds = per[:, ok].mean(0)
+    k = len(results)
+    out = _empty(seeds, len(seeds), sum(int(r["n_clusters"]) for r in results))  # type: ignore[call-overload]
+    if not len(seeds):
+        return out
+    out["diff"] = float(seeds.mean())
+    test_se = [float(r["test_se"]) for r in results]  # type: ignore[arg-type]
+    if len(seeds) < 2 or any(math.isnan(t) for t in test_se):
+        return out
+    seed_var = float(np.var(seeds, ddof=1))
+    parts = [(seed_var / len(seeds), len(seeds) - 1)] + [(t * t / k / k, int(r["n_clusters"]) - 1)  # type: ignore
+                                                         for t, r in zip(test_se, results, strict=True)]
+    out.update(interval_from(float(seeds.mean()), parts, ci, power))
+    out.update(seed_sd=math.sqrt(seed_var), test_se=math.sqrt(sum(t * t for t in test_se)) / k,
                finding=bool(out["lo"] > 0 or out["hi"] < 0))  # type: ignore[operator]
     return out

@@ -6,6 +6,7 @@ stage before any work is done, with one message naming the key, the value and wh
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -53,6 +54,28 @@ def parse_eps(value: Any) -> float:
     return eps
 
 
+class CelebDFSampleParams(Strict):
+    """The Celeb-DF-v2-shaped test set of the sample: another manipulation family, another compression."""
+
+    celebrities: int = Field(8, ge=2)  # paired as target/source; an even number
+    youtube_reals: int = Field(4, ge=0)
+    crf: int = Field(32, ge=0, le=51)  # x264 CRF (the training corpus uses make_sample.compression)
+    unlisted: int = Field(2, ge=0)  # videos written but left out of List_of_testing_videos.txt
+
+    @field_validator("celebrities")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(f"celebrities must be even (they are paired), got {v}")
+        return v
+
+
+class DFFDSampleParams(Strict):
+    """The DFFD-shaped image set of the sample: real ffhq/celeba, fake stylegan_ffhq/faceapp images."""
+
+    images_per_source: int = Field(6, ge=1)  # in the test split; train and validation get 2 each
+
+
 class MakeSampleParams(Strict):
     seed: int = 0
     n_identities: int = Field(40, ge=6)
@@ -64,6 +87,8 @@ class MakeSampleParams(Strict):
     keyframe_interval: int = Field(25, ge=1)
     workers: int = Field(1, ge=1, le=64)
     split_fractions: dict[Literal["train", "val", "test"], float]
+    celebdf: CelebDFSampleParams = CelebDFSampleParams()
+    dffd: DFFDSampleParams = DFFDSampleParams()
 
     @field_validator("size")
     @classmethod
@@ -101,6 +126,45 @@ class FaceCropParams(Strict):
         raise ValueError(f"upsample must be 'auto' or 0, 1 or 2 (dlib HOG upsampling steps), got {v!r}")
 
 
+class TestSetParams(Strict):
+    """A test-only dataset: read by the reader registered for ``kind`` (:mod:`robustdf.datasets`)."""
+
+    __test__ = False  # not a pytest class
+
+    kind: str
+    root: str  # the dataset's folder (for kind csv: the CSV file)
+    options: dict[str, Any] = {}  # further arguments of the reader, e.g. {split: test} for dffd
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from robustdf.datasets import READERS
+
+        if v not in READERS:
+            raise ValueError(f"unknown dataset kind {v!r}; known kinds: {', '.join(sorted(READERS))}")
+        return v
+
+    @field_validator("root")
+    @classmethod
+    def _root_exists(cls, v: str, info: ValidationInfo) -> str:
+        if _check_files(info) and not Path(v).exists():
+            raise ValueError(f"test set root {v!r} does not exist")
+        return v
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> "TestSetParams":
+        import inspect
+
+        from robustdf.datasets import READERS
+
+        try:
+            inspect.signature(READERS[self.kind]).bind(self.root, **self.options)
+        except TypeError as err:
+            raise ValueError(f"options {self.options} do not fit the {self.kind} reader "
+                             f"{inspect.signature(READERS[self.kind])}: {err}") from None
+        return self
+
+
 class ExtractParams(Strict):
     ffpp_root: str
     compression: Literal["raw", "c23", "c40"] = "c23"
@@ -111,6 +175,17 @@ class ExtractParams(Strict):
     face_crop: FaceCropParams = FaceCropParams()
     workers: int = Field(1, ge=1, le=64)
     max_failure_share: float = Field(0.1, ge=0.0, le=1.0)
+    # test-only sets, by a short name (stage names and metric keys): one extract_test@<name> stage each
+    test_sets: dict[str, TestSetParams] = {}
+
+    @field_validator("test_sets")
+    @classmethod
+    def _names(cls, v: dict[str, TestSetParams]) -> dict[str, TestSetParams]:
+        bad = [n for n in v if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", n)]
+        if bad:
+            raise ValueError(f"test set names must be 1-12 lower-case letters or digits, starting with a letter "
+                             f"(they name stages and metric keys), got {bad}")
+        return v
 
     @field_validator("ffpp_root")
     @classmethod

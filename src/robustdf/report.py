@@ -137,6 +137,41 @@ def why_lines(details: dict[str, Any]) -> list[str]:
     return lines
 
 
+def generalization_lines(details: dict[str, Any]) -> list[str]:
+    """The in-domain / held-out method / unseen-set table (across-seed means; GR - baseline paired by seed)."""
+    gen = details.get("generalization")
+    if not gen:
+        return []
+    k = eps_key(gen["eps"]).removeprefix("eps").replace("p", ".")
+    lines = [f"Clean AUC and balanced accuracy, and robust balanced accuracy at {k}/255 (in-domain and held-out "
+             "methods: worst case over every attack and Square; unseen sets: over the gradient attacks), across-seed "
+             "means; GR - baseline paired by seed with its interval and detectable size.", "",
+             "| rows | frames (clusters) | base AUC | GR AUC | GR - base AUC [interval], detectable | base bacc | "
+             f"GR bacc | GR - base bacc | base rob{k} | GR rob{k} | GR - base rob{k} |", "|---" * 11 + "|"]
+
+    def diff(d: dict[str, Any] | None, interval: bool) -> str:
+        if not d:
+            return "n/a"
+        text = f"{_pts(d['diff'])} [{_pts(d['lo'])}, {_pts(d['hi'])}]"
+        text += f", {_pct(d['mde'])}" if interval else ""
+        return f"**{text}**" if d["finding"] else text
+
+    for name, r in gen["rows"].items():
+        v, pr = r["variants"], r["paired"]
+        lines.append(f"| {name} ({r['kind']}) | {r['n_frames']} ({r['n_clusters']}) | {_pct(v['baseline']['auc'])} | "
+                     f"{_pct(v['gr']['auc'])} | {diff(pr.get('auc'), True)} | {_pct(v['baseline']['bacc'])} | "
+                     f"{_pct(v['gr']['bacc'])} | {diff(pr.get('bacc'), False)} | {_pct(v['baseline']['rob'])} | "
+                     f"{_pct(v['gr']['rob'])} | {diff(pr.get('rob'), False)} |")
+    x = gen["xauc"]
+    if x["paired"] is not None:
+        lines += ["", verdict_line("cross-dataset AUC (mean over the unseen sets)", x["paired"], details["ci"],
+                                   details.get("power", 0.8))]
+    for name, why in gen["why"].items():
+        moved = [f"{WHY_NAMES[q]} {_num(d['diff'])} [{_num(d['lo'])}, {_num(d['hi'])}]" for q, d in why.items()]
+        lines.append(f"- Why, on {name} (GR - baseline, median per frame): " + "; ".join(moved) + ".")
+    return lines
+
+
 def face_lines(context: dict[str, Any]) -> list[str]:
     """Per method, the share of sampled frames in which the face detector found a face."""
     shares = context.get("face_share") or {}
@@ -171,6 +206,9 @@ def render(details: dict[str, Any], context: dict[str, Any]) -> str:
         "Percentages and points.", "",
         "## Verdict", ""]
     lines += verdict_lines(details)
+    gen = generalization_lines(details)
+    if gen:
+        lines += ["", "## Generalization: in-domain, held-out methods, unseen sets", ""] + gen
     lines += ["", "## Face crops", ""] + face_lines(context)
     lines += ["", "## Sanity checks of the attacks", "",
               "| check | " + " | ".join(details["models"]) + " | undermines |",

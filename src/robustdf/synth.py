@@ -14,6 +14,14 @@ own kind of artifact inside the face, mimicking what the real method is known fo
 - ``FaceSwap``: the source face pasted with a hard edge and a small misalignment;
 - ``NeuralTextures``: a high-frequency texture rendered into the mouth and cheeks;
 - ``FaceShifter``: a subtle, well blended swap with slight tone shift (the hardest one).
+
+Three more families exist for the unseen test sets (:mod:`robustdf.synth_sets`), never for training:
+
+- ``CelebSynthesis`` (Celeb-DF v2's improved synthesis): the source face colour-matched to the target's
+  skin, blended with a wide soft mask that flickers from frame to frame, half of the camera noise kept;
+- ``GANSynthesis`` (DFFD's StyleGAN images): the whole picture generated, so no camera noise anywhere,
+  with the faint checkerboard of transposed-convolution upsampling;
+- ``FaceApp`` (DFFD's attribute edits): the skin smoothed and brightened, the camera noise of the face gone.
 """
 
 from __future__ import annotations
@@ -288,6 +296,17 @@ def _manipulate(
         swap = render_face(src_ident, pose, size).rgb
         mask = _blur(inner, 7)[..., None]
         return frame * (1 - mask) + (swap * np.array([1.02, 1.0, 0.98])) * mask, mask[..., 0]
+    if method == "CelebSynthesis":
+        swap = render_face(replace(src_ident, skin=target.skin), pose, size).rgb
+        mask = _blur(inner, 9)[..., None] * (0.85 + 0.1 * np.sin(1.7 * t + source.phase[0]))
+        return frame * (1 - mask) + swap * mask, 0.6 * mask[..., 0]
+    if method == "GANSynthesis":
+        yy, xx = np.mgrid[0:size, 0:size]
+        checker = 0.025 * (((yy // 2) + (xx // 2)) % 2 - 0.5)
+        return frame + checker[..., None], np.ones((size, size))
+    if method == "FaceApp":
+        mask = _blur(inner, 5)[..., None]
+        return frame * (1 - mask) + np.clip(_blur(frame, 3) * 1.06, 0, 1) * mask, mask[..., 0]
     raise ValueError(f"unknown manipulation method {method!r}")
 
 

@@ -1,0 +1,105 @@
+"""Generalization, the claim GR was made for: in-domain, held-out manipulation methods and unseen test-only sets
+side by side, per variant across seeds, and GR minus baseline paired by seed with the calibrated interval
+(:mod:`robustdf.paired`) on every row; the cross-dataset mean (``xauc``) over the unseen sets.
+
+A row is a set of frames with one score per model and condition: the in-domain test set, its reals with the
+fakes of one held-out method, or a test-only set. The robust column is the per-frame worst case at the smallest
+eps: over every attack and Square in-domain, over the gradient attacks on the test-only sets (Square, the
+masking check, runs in-domain only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robustdf import metrics as M
+from robustdf.evaluation import VARIANTS, ModelResult, TestSet, load_test_set, score
+from robustdf.explain import MORE_ROBUST_WHEN, QUANTITIES
+from robustdf.manifest import read_rows
+from robustdf.paired import mean_over_sets, paired_seed_difference
+from robustdf.sanity import eps_key
+
+ROW_METRICS = {"auc": ("clean", "auc"), "bacc": ("clean", "bacc"), "rob": ("robust", "bacc")}
+
+
+def load_sets(root: Path, names: list[str]) -> dict[str, TestSet]:
+    """Every test-only set's frames (``<root>/<name>/manifest.csv``, all in split test; no held-out methods)."""
+    out = {}
+    for name in names:
+        manifest = root / name / "manifest.csv"
+        out[name] = dataclasses.replace(load_test_set(read_rows(manifest), root / name, manifest), heldout=[])
+    return out
+
+
+def _subset(ts: TestSet, mask: np.ndarray) -> TestSet:
+    return dataclasses.replace(ts, y=ts.y[mask], video=ts.video[mask], method=ts.method[mask],
+                               cluster=ts.cluster[mask], heldout=[])
+
+
+def _stat(metric: str, threshold: float) -> Any:
+    return M.rank_auc_rows if metric == "auc" else (lambda y, p: M.balanced_accuracy_rows(y, p, threshold))
+
+
+def _row(kind: str, ts: TestSet, scores: dict[str, dict[str, np.ndarray]], robust: str, pairs: list[tuple[str, str]],
+         variants: dict[str, list[str]], ev: Any) -> dict[str, Any]:
+    """One table row: per model clean/robust metrics (with identity-cluster intervals), per variant the
+    across-seed means, GR minus baseline paired by seed for AUC, bacc and robust bacc."""
+    conds = {"clean": "clean", "robust": robust}
+    models = {}
+    for name, s in scores.items():
+        models[name] = {}
+        for short, cond in conds.items():
+            m = score(ts, s[cond], None if short == "clean" else s["clean"], ev.threshold)
+            m.update(M.bootstrap_ci(ts.y, s[cond], ts.cluster, ev.n_bootstrap, ev.ci, ev.seed, ev.threshold))
+            models[name][short] = m
+    means = {v: {k: float(np.mean([models[n][c][m] for n in names])) if names else math.nan
+                 for k, (c, m) in ROW_METRICS.items()} for v, names in variants.items()}
+    paired = {}
+    if pairs:
+        for k, (c, m) in ROW_METRICS.items():
+            paired[k] = paired_seed_difference(ts.y, ts.cluster, [scores[a][conds[c]] for a, _ in pairs],
+                                               [scores[b][conds[c]] for _, b in pairs], _stat(m, ev.threshold),
+                                               ev.n_bootstrap, ev.ci, ev.seed, ev.power)
+    return {"kind": kind, "robust_condition": robust, "n_frames": int(len(ts.y)),
+            "n_clusters": int(len(np.unique(ts.cluster))), "n_fake_frames": int(ts.y.sum()),
+            "models": models, "variants": means, "paired": paired}
+
+
+def _why(ts: TestSet, why: dict[str, dict[str, np.ndarray]], pairs: list[tuple[str, str]], ev: Any) -> dict[str, Any]:
+    out = {}
+    for q in QUANTITIES:
+        out[q] = paired_seed_difference(ts.y, ts.cluster, [why[a][q] for a, _ in pairs], [why[b][q] for _, b in pairs],
+                                        M.median_rows, ev.n_bootstrap, ev.ci, ev.seed, ev.power)
+        out[q]["more_robust_when"] = MORE_ROBUST_WHEN[q]
+    return out
+
+
+def generalization(results: list[ModelResult], ts: TestSet, sets: dict[str, TestSet], valid_seeds: list[int],
+                   eps_list: list[float], ev: Any) -> dict[str, Any]:
+    """The generalization table: rows ``in-domain``, ``heldout:<method>`` (each held-out method) and one per
+    test-only set, then ``xauc``: the paired AUC difference averaged over the test-only sets."""
+    by_seed = {(r.variant, r.seed): r.name for r in results}
+    pairs = [(by_seed[("baseline", s)], by_seed[("gr", s)]) for s in valid_seeds]
+    variants = {v: [by_seed[(v, s)] for s in valid_seeds] for v in VARIANTS}
+    k = eps_key(eps_list[0])
+    domain = {r.name: r.scores for r in results}
+    rows = {"in-domain": _row("in-domain", ts, domain, f"worst_{k}", pairs, variants, ev)}
+    for method in ts.heldout:
+        mask = (ts.y == 0) | (ts.method == method)
+        sub = {n: {c: v[mask] for c, v in s.items()} for n, s in domain.items()}
+        rows[f"heldout:{method}"] = _row("held-out method", _subset(ts, mask), sub, f"worst_{k}", pairs, variants, ev)
+    why = {}
+    for name, s in sets.items():
+        rows[name] = _row("unseen set", s, {r.name: r.sets[name].scores for r in results}, f"gradient_{k}", pairs,
+                          variants, ev)
+        if pairs:
+            why[name] = _why(s, {r.name: r.sets[name].why for r in results}, pairs, ev)
+    unseen = [rows[n] for n in sets]
+    xauc = {v: float(np.mean([r["variants"][v]["auc"] for r in unseen])) if unseen else math.nan for v in VARIANTS}
+    paired_x = mean_over_sets([r["paired"]["auc"] for r in unseen], ev.ci, ev.power) if unseen and pairs else None
+    return {"rows": rows, "eps": eps_list[0], "why": why, "xauc": {"variants": xauc, "paired": paired_x}}
