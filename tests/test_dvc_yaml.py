@@ -97,7 +97,8 @@ def test_extract_frames_lists_every_dataset_folder_it_reads(tiny_sample):
     from robustdf.params import ParamsError, validate_group
 
     stage = extract_stage_module()
-    params = {**yaml.safe_load((ROOT / "params.yaml").read_text())["extract_frames"], "ffpp_root": str(tiny_sample)}
+    params = {**yaml.safe_load((ROOT / "params.yaml").read_text())["extract_frames"], "ffpp_root": str(tiny_sample),
+              "test_sets": {}}  # read by their own stages
     stage.check_dvc_deps(validate_group("extract_frames", params), ROOT / "dvc.yaml")  # the defaults agree
     params["real_sources"] = ["youtube", "actors"]
     with pytest.raises(ParamsError, match="original_sequences/actors"):

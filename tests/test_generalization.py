@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_params
-from robustdf.datasets import discover
+from robustdf.datasets import READERS, discover
 from robustdf.evaluation import ModelResult, SetScores, TestSet
 from robustdf.explain import QUANTITIES
 from robustdf.extraction import extract_into
@@ -16,7 +16,7 @@ from robustdf.generalization import generalization
 from robustdf.headline import headline
 from robustdf.metrics import rank_auc_rows
 from robustdf.paired import mean_over_sets, paired_seed_difference
-from robustdf.params import ParamsError, validate_group
+from robustdf.params import DATASET_KINDS, ParamsError, validate_group
 from robustdf.report import generalization_lines
 from robustdf.runtime import StageRun
 from robustdf.synth_sets import make_celebdf, make_dffd
@@ -98,9 +98,7 @@ def test_mean_over_one_set_is_that_sets_interval_and_over_two_is_narrower_than_e
 
 
 @pytest.mark.parametrize("entry, needle", [
-    ({"kind": "celebd", "root": "."}, "unknown dataset kind 'celebd'"),
-    ({"kind": "dffd", "root": "."}, "do not fit the dffd reader"),  # DFFD needs its split
-    ({"kind": "celebdf", "root": ".", "options": {"split": "test"}}, "do not fit the celebdf reader"),
+    ({"kind": "celebd", "root": "."}, "'celebdf', 'csv', 'dfdc', 'dffd' or 'ffpp'"),
     ({"kind": "celebdf", "root": "no/such/folder"}, "test set root 'no/such/folder' does not exist"),
 ])
 def test_a_bad_test_set_entry_names_the_key(entry, needle):
@@ -108,6 +106,12 @@ def test_a_bad_test_set_entry_names_the_key(entry, needle):
     with pytest.raises(ParamsError, match="extract_frames.test_sets.cdf") as err:
         validate_group("extract_frames", raw)
     assert needle in str(err.value)
+
+
+def test_the_params_kinds_are_the_registered_readers_and_options_must_fit_the_reader(tmp_path):
+    assert sorted(DATASET_KINDS) == sorted(READERS)
+    with pytest.raises(TypeError, match="dataset kind 'dffd': missing a required argument: 'split'"):
+        discover("dffd", tmp_path)  # DFFD needs its split: named before anything is read
 
 
 def test_a_test_set_name_must_fit_stage_names_and_metric_keys():
