@@ -2,6 +2,7 @@
 extraction and the sample's unseen sets."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,21 @@ def test_images_go_through_the_face_pipeline_as_one_frame_each(unseen_sample, tm
     assert "00099" in failures and "UnidentifiedImageError" in failures
     record = json.loads((tmp_path / "records" / f"{rows[0]['key']}.json").read_text())
     assert record["fields"]["frame_indices"] == [0]
+
+
+def test_a_dfdc_fake_whose_original_is_in_the_set_reuses_its_boxes(unseen_sample, tmp_path):
+    cdf, _, _ = unseen_sample
+    root = tmp_path / "dfdc"
+    root.mkdir()
+    shutil.copy(cdf / "Celeb-real" / "id0_0000.mp4", root / "orig.mp4")
+    shutil.copy(cdf / "Celeb-synthesis" / "id0_id1_0000.mp4", root / "fake.mp4")  # frame-aligned, as DFDC's fakes
+    (root / "metadata.json").write_text(json.dumps({"orig.mp4": {"label": "REAL"},
+                                                    "fake.mp4": {"label": "FAKE", "original": "orig.mp4"}}))
+    videos, unknown = discover("dfdc", root)
+    p = validate_group("extract_frames", tiny_params()["extract_frames"] | {"face_crop": {"enabled": True}},
+                       check_files=False)
+    rows = {r["key"]: r for r in extract_into(tmp_path / "out", videos, unknown, p, str(root), StageRun("test"))}
+    fake, orig = rows["dfdc:fake"], rows["dfdc:orig"]
+    assert fake["boxes_from"] == "dfdc:orig" and orig["boxes_from"] == ""
+    assert fake["boxes"] == orig["boxes"] and fake["frame_indices"] == orig["frame_indices"]
+    assert fake["target"] == orig["target"] == "dfdc:orig"  # one identity group
