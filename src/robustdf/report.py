@@ -158,7 +158,8 @@ def generalization_lines(details: dict[str, Any]) -> list[str]:
 
     for name, r in gen["rows"].items():
         v, pr = r["variants"], r["paired"]
-        lines.append(f"| {name} ({r['kind']}) | {r['n_frames']} ({r['n_clusters']}) | {_pct(v['baseline']['auc'])} | "
+        label = name if name == r["kind"] else f"{name} ({r['kind']})"
+        lines.append(f"| {label} | {r['n_frames']} ({r['n_clusters']}) | {_pct(v['baseline']['auc'])} | "
                      f"{_pct(v['gr']['auc'])} | {diff(pr.get('auc'), True)} | {_pct(v['baseline']['bacc'])} | "
                      f"{_pct(v['gr']['bacc'])} | {diff(pr.get('bacc'), False)} | {_pct(v['baseline']['rob'])} | "
                      f"{_pct(v['gr']['rob'])} | {diff(pr.get('rob'), False)} |")
