@@ -51,7 +51,7 @@ def face_tree(tmp_path_factory) -> Path:
 
 def _params(root: Path, **over):
     raw = tiny_params()["extract_frames"]
-    raw.update({"ffpp_root": str(root), "frames_per_video": 4, "image_size": 32, **over})
+    raw.update({"ffpp_root": str(root), "frames_per_video": 4, "image_size": 32, "test_sets": {}, **over})
     return validate_group("extract_frames", raw)
 
 

@@ -19,7 +19,7 @@ from robustdf.metrics import rank_auc_rows
 from robustdf.paired import mean_over_sets, paired_seed_difference
 from robustdf.params import DATASET_KINDS, ParamsError, validate_group
 from robustdf.report import generalization_lines
-from robustdf.runtime import StageRun
+from robustdf.runtime import DataError, StageRun
 from robustdf.synth_sets import make_celebdf, make_dffd
 
 EPS = [2 / 255]
@@ -100,7 +100,6 @@ def test_mean_over_one_set_is_that_sets_interval_and_over_two_is_narrower_than_e
 
 @pytest.mark.parametrize("entry, needle", [
     ({"kind": "celebd", "root": "."}, "'celebdf', 'csv', 'dfdc', 'dffd' or 'ffpp'"),
-    ({"kind": "celebdf", "root": "no/such/folder"}, "test set root 'no/such/folder' does not exist"),
 ])
 def test_a_bad_test_set_entry_names_the_key(entry, needle):
     raw = tiny_params()["extract_frames"] | {"test_sets": {"cdf": entry}}
@@ -113,6 +112,8 @@ def test_the_params_kinds_are_the_registered_readers_and_options_must_fit_the_re
     assert sorted(DATASET_KINDS) == sorted(READERS)
     with pytest.raises(TypeError, match="dataset kind 'dffd': missing a required argument: 'split'"):
         discover("dffd", tmp_path)  # DFFD needs its split: named before anything is read
+    with pytest.raises(DataError, match="Celeb-DF root no/such/folder does not exist"):
+        discover("celebdf", "no/such/folder")  # checked when its stage runs (other stages never need it)
 
 
 def test_a_test_set_name_must_fit_stage_names_and_metric_keys():

@@ -90,7 +90,8 @@ def test_unreachable_remote_is_a_clear_error_and_deletes_nothing(pipeline_copy: 
 def test_readme_experiment_commands_do_what_the_readme_says(pipeline_copy: Path, tmp_path: Path):
     """`dvc exp run -S`, `exp show --only-changed`, `metrics diff` and `plots diff HEAD <exp>`, as in the README."""
     res = dvc("exp", "run", "-n", "alpha08", "-S", "train.gr.alpha=0.8", cwd=pipeline_copy)
-    expected = {"check_params", "train@gr-0", *(f"attack@gr-0-{a}" for a in ATTACKS), "square@gr-0", "evaluate"}
+    expected = {"check_params", "train@gr-0", *(f"attack@gr-0-{a}" for a in ATTACKS), "square@gr-0", "evaluate",
+                *(f"attack_set@celebdf-gr-0-{a}" for a in ATTACKS)}
     assert ran_stages(res.stdout) == expected, res.stdout  # the baseline is reused
     diff = json.loads(dvc("metrics", "diff", "HEAD", "--json", cwd=pipeline_copy).stdout)
     assert list(diff) == ["data/evaluate/metrics.json"], diff  # only the headline is registered
