@@ -89,13 +89,17 @@ class ModelResult:
 
 
 def attacked_scores(model: torch.nn.Module, ts: TestSet, artifacts: list[tuple[str, Artifact]], batch_size: int,
-                    device: torch.device, prefix: str = "") -> tuple[dict[str, np.ndarray], list[str]]:
-    """Scores of every stored example, as ``<prefix><attack>_<eps>``, and the conditions whose 8-bit rounding
-    removed the whole perturbation (Square, which attacks only survivors, never counts as vanished)."""
+                    device: torch.device, prefix: str = "",
+                    only: list[float] | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Scores of every stored example (of the eps in ``only``, if given), as ``<prefix><attack>_<eps>``, and the
+    conditions whose 8-bit rounding removed the whole perturbation (Square, which attacks only survivors, never
+    counts as vanished)."""
     scores, vanished = {}, []
     for a, art in artifacts:
         _check_cover(art, ts)
         for e, eps in enumerate(art.eps):
+            if only is not None and eps not in only:
+                continue
             cond = f"{prefix}{a}_{eps_key(eps)}"
             scores[cond] = predict(model, adversarial_images(ts.ds, art, e, batch_size), device)
             if eps > 0 and art.is_zero(e) and a != "square":
@@ -119,8 +123,7 @@ def score_model(model: torch.nn.Module, name: str, config: dict[str, Any], ts: T
         scores[f"worst_{k}"] = worst_case(ts.y, [scores[f"gradient_{k}"], scores[f"square_{k}"]])
     if counterpart is not None:
         arts = [(a, Artifact(attacks_root / counterpart / a)) for a in attacks]
-        transfer, _ = attacked_scores(model, ts, arts, batch_size, device, prefix="transfer_")
-        scores.update({c: v for c, v in transfer.items() if any(c.endswith(f"_{eps_key(e)}") for e in eps_list)})
+        scores.update(attacked_scores(model, ts, arts, batch_size, device, prefix="transfer_", only=eps_list)[0])
     why = why_quantities(model, ts.ds.batches(batch_size), layer, r, device)
     return ModelResult(name, config["variant"], int(config["seed"]), float(config["val_auc"]), scores, why, vanished)
 
@@ -166,11 +169,23 @@ def by_method(ts: TestSet, p: np.ndarray, threshold: float) -> dict[str, dict[st
     return out
 
 
-def _stat(metric: str, threshold: float) -> Any:
+def metric_stat(metric: str, threshold: float) -> Any:
     """The per-row statistic of a headline metric, for :func:`paired_seed_difference`."""
     if metric == "auc":
         return M.rank_auc_rows
     return lambda y, p: M.balanced_accuracy_rows(y, p, threshold)
+
+
+def why_differences(y: np.ndarray, cluster: np.ndarray, a: list[dict[str, np.ndarray]],
+                    b: list[dict[str, np.ndarray]], ev: Any) -> dict[str, Any]:
+    """GR minus baseline of each explanatory quantity's per-frame median, paired by seed (``a``, ``b``: the
+    baseline's and GR's per-frame quantities, one dict per seed), with the direction that means more robust."""
+    out = {}
+    for q in QUANTITIES:
+        out[q] = paired_seed_difference(y, cluster, [w[q] for w in a], [w[q] for w in b], M.median_rows,
+                                        ev.n_bootstrap, ev.ci, ev.seed, ev.power)
+        out[q]["more_robust_when"] = MORE_ROBUST_WHEN[q]
+    return out
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -224,13 +239,10 @@ def evaluate_all(results: list[ModelResult], ts: TestSet, ev: Any, eps_list: lis
         common = [c for c in models[a[0].name]["conditions"] if all(c in r.scores for r in a + b)]
         for c in common:
             paired[c] = {m: paired_seed_difference(ts.y, ts.cluster, [r.scores[c] for r in a],
-                                                   [r.scores[c] for r in b], _stat(m, ev.threshold), ev.n_bootstrap,
-                                                   ev.ci, ev.seed, ev.power)
+                                                   [r.scores[c] for r in b], metric_stat(m, ev.threshold),
+                                                   ev.n_bootstrap, ev.ci, ev.seed, ev.power)
                          for m in HEADLINE_METRICS}
-        for q in QUANTITIES:
-            paired_why[q] = paired_seed_difference(ts.y, ts.cluster, [r.why[q] for r in a], [r.why[q] for r in b],
-                                                   M.median_rows, ev.n_bootstrap, ev.ci, ev.seed, ev.power)
-            paired_why[q]["more_robust_when"] = MORE_ROBUST_WHEN[q]
+        paired_why = why_differences(ts.y, ts.cluster, [r.why for r in a], [r.why for r in b], ev)
     degenerate = sorted(n for n, m in models.items() if m["degenerate"])
     details = {"models": models, "variants": variants, "paired": paired, "paired_why": paired_why,
                "seeds": seeds, "valid_seeds": valid, "degenerate": degenerate,

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from robustdf import metrics as M
-from robustdf.evaluation import VARIANTS, ModelResult, TestSet, load_test_set, score
-from robustdf.explain import MORE_ROBUST_WHEN, QUANTITIES
+from robustdf.evaluation import VARIANTS, ModelResult, TestSet, load_test_set, metric_stat, score, why_differences
 from robustdf.manifest import read_rows
 from robustdf.paired import mean_over_sets, paired_seed_difference
 from robustdf.sanity import eps_key
@@ -41,10 +40,6 @@ def _subset(ts: TestSet, mask: np.ndarray) -> TestSet:
                                cluster=ts.cluster[mask], heldout=[])
 
 
-def _stat(metric: str, threshold: float) -> Any:
-    return M.rank_auc_rows if metric == "auc" else (lambda y, p: M.balanced_accuracy_rows(y, p, threshold))
-
-
 def _row(kind: str, ts: TestSet, scores: dict[str, dict[str, np.ndarray]], robust: str, pairs: list[tuple[str, str]],
          variants: dict[str, list[str]], ev: Any) -> dict[str, Any]:
     """One table row: per model clean/robust metrics (with identity-cluster intervals), per variant the
@@ -63,20 +58,11 @@ def _row(kind: str, ts: TestSet, scores: dict[str, dict[str, np.ndarray]], robus
     if pairs:
         for k, (c, m) in ROW_METRICS.items():
             paired[k] = paired_seed_difference(ts.y, ts.cluster, [scores[a][conds[c]] for a, _ in pairs],
-                                               [scores[b][conds[c]] for _, b in pairs], _stat(m, ev.threshold),
+                                               [scores[b][conds[c]] for _, b in pairs], metric_stat(m, ev.threshold),
                                                ev.n_bootstrap, ev.ci, ev.seed, ev.power)
     return {"kind": kind, "robust_condition": robust, "n_frames": int(len(ts.y)),
             "n_clusters": int(len(np.unique(ts.cluster))), "n_fake_frames": int(ts.y.sum()),
             "models": models, "variants": means, "paired": paired}
-
-
-def _why(ts: TestSet, why: dict[str, dict[str, np.ndarray]], pairs: list[tuple[str, str]], ev: Any) -> dict[str, Any]:
-    out = {}
-    for q in QUANTITIES:
-        out[q] = paired_seed_difference(ts.y, ts.cluster, [why[a][q] for a, _ in pairs], [why[b][q] for _, b in pairs],
-                                        M.median_rows, ev.n_bootstrap, ev.ci, ev.seed, ev.power)
-        out[q]["more_robust_when"] = MORE_ROBUST_WHEN[q]
-    return out
 
 
 def generalization(results: list[ModelResult], ts: TestSet, sets: dict[str, TestSet], valid_seeds: list[int],
@@ -98,7 +84,9 @@ def generalization(results: list[ModelResult], ts: TestSet, sets: dict[str, Test
         rows[name] = _row("unseen set", s, {r.name: r.sets[name].scores for r in results}, f"gradient_{k}", pairs,
                           variants, ev)
         if pairs:
-            why[name] = _why(s, {r.name: r.sets[name].why for r in results}, pairs, ev)
+            by_name = {r.name: r.sets[name].why for r in results}
+            why[name] = why_differences(s.y, s.cluster, [by_name[a] for a, _ in pairs], [by_name[b] for _, b in pairs],
+                                        ev)
     unseen = [rows[n] for n in sets]
     xauc = {v: float(np.mean([r["variants"][v]["auc"] for r in unseen])) if unseen else math.nan for v in VARIANTS}
     paired_x = mean_over_sets([r["paired"]["auc"] for r in unseen], ev.ci, ev.power) if unseen and pairs else None
