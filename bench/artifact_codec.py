@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from common import ROOT, interleaved, report
-from robustdf.artifacts import DATA, INDEX, Artifact, ArtifactWriter, quantize_8bit, rebuild
-from robustdf.attacks import build_attack
-from robustdf.model import build_model
+from robustdf.attack.artifacts import DATA, INDEX, Artifact, ArtifactWriter, quantize_8bit, rebuild
+from robustdf.attack.attacks import build_attack
+from robustdf.train.model import build_model
 from robustdf.params import load_group
 
 EPS_255 = (1, 2, 4, 32)

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from common import interleaved, report
-from robustdf.attacks import PGD, Square
-from robustdf.model import build_model
+from robustdf.attack.attacks import PGD, Square
+from robustdf.train.model import build_model
 from robustdf.runtime import pick_device, set_cpu_threads
 
 

@@ -20,16 +20,16 @@ import numpy as np
 import torch
 
 from common import report
-from robustdf.artifacts import Artifact, stored_image
-from robustdf.attacks import APGD, PGD, Square
-from robustdf.data import FrameDataset
-from robustdf.evaluation import worst_case
-from robustdf.manifest import read_rows, test_rows
-from robustdf.metrics import balanced_accuracy
-from robustdf.model import load_checkpoint
+from robustdf.attack.artifacts import Artifact, stored_image
+from robustdf.attack.attacks import APGD, PGD, Square
+from robustdf.data.dataset import FrameDataset
+from robustdf.evaluate.results import worst_case
+from robustdf.data.manifest import read_rows, test_rows
+from robustdf.evaluate.metrics import balanced_accuracy
+from robustdf.train.model import load_checkpoint
 from robustdf.params import load_group, parse_eps
 from robustdf.runtime import set_cpu_threads
-from robustdf.scoring import adversarial_images, correct, exact_float32, predict
+from robustdf.attack.scoring import adversarial_images, correct, exact_float32, predict
 
 
 def frozen_model(name: str) -> torch.nn.Module:

@@ -16,11 +16,11 @@ import av
 import numpy as np
 
 from common import ROOT, report
-from robustdf.extraction import extract_all
-from robustdf.datasets.video import Video
-from robustdf.frames import even_indices, read_frames
+from robustdf.data.extraction import extract_all
+from robustdf.data.readers.video import Video
+from robustdf.data.frames import even_indices, read_frames
 from robustdf.params import ExtractParams, FaceCropParams
-from robustdf.synth import encode_h264
+from robustdf.data.synth import encode_h264
 
 CLIP = ROOT / "tests" / "data" / "short_hamilton_clip.mp4"
 

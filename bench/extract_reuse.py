@@ -23,12 +23,12 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from common import ROOT, report
-from robustdf import faces
-from robustdf.extraction import extract_all
-from robustdf.ffpp import discover
-from robustdf.frames import read_frames
+from robustdf.data import faces
+from robustdf.data.extraction import extract_all
+from robustdf.data.readers.ffpp import discover
+from robustdf.data.frames import read_frames
 from robustdf.params import ExtractParams, FaceCropParams
-from robustdf.synth import encode_h264
+from robustdf.data.synth import encode_h264
 
 CLIP = ROOT / "tests" / "data" / "short_hamilton_clip.mp4"
 METHODS = ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"]

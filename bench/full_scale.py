@@ -27,13 +27,13 @@ from torch import nn
 
 from common import interleaved, report
 from extract_reuse import METHODS, make_tree
-from robustdf.extraction import extract_all
-from robustdf.ffpp import discover
-from robustdf.gr import GradientRegularizer
-from robustdf.model import build_model
+from robustdf.data.extraction import extract_all
+from robustdf.data.readers.ffpp import discover
+from robustdf.train.gr import GradientRegularizer
+from robustdf.train.model import build_model
 from robustdf.params import ExtractParams, load_group
 from robustdf.runtime import pick_device, set_cpu_threads
-from robustdf.training import amp_setup, train_step
+from robustdf.train.loop import amp_setup, train_step
 
 CPU_WORKERS = (2, 16, 64)
 

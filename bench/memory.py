@@ -36,13 +36,13 @@ import yaml
 from torch import nn
 
 from common import ROOT, report
-from robustdf.artifacts import Artifact
-from robustdf.data import FrameDataset
-from robustdf.manifest import read_rows, test_rows, write_rows
-from robustdf.model import build_model, load_checkpoint, save_checkpoint
+from robustdf.attack.artifacts import Artifact
+from robustdf.data.dataset import FrameDataset
+from robustdf.data.manifest import read_rows, test_rows, write_rows
+from robustdf.train.model import build_model, load_checkpoint, save_checkpoint
 from robustdf.params import read_params
 from robustdf.runtime import set_cpu_threads
-from robustdf.training import evaluate_split
+from robustdf.train.loop import evaluate_split
 
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 MODELS = ("baseline-0", "gr-0")

@@ -18,9 +18,9 @@ import numpy as np
 
 from attack_convergence import attack_survivors, frozen_model, model_eps_args, setup, stored_scores
 from common import report
-from robustdf.attacks import as_computed, build_attack
-from robustdf.evaluation import worst_case
-from robustdf.metrics import balanced_accuracy
+from robustdf.attack.attacks import as_computed, build_attack
+from robustdf.evaluate.results import worst_case
+from robustdf.evaluate.metrics import balanced_accuracy
 from robustdf.params import parse_eps
 
 

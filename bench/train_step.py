@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from common import interleaved, report
-from robustdf.data import FrameDataset
-from robustdf.gr import GradientRegularizer
-from robustdf.model import build_model
+from robustdf.data.dataset import FrameDataset
+from robustdf.train.gr import GradientRegularizer
+from robustdf.train.model import build_model
 from robustdf.params import AugmentParams
 from robustdf.runtime import pick_device
-from robustdf.training import amp_setup, train_loader, train_step
+from robustdf.train.loop import amp_setup, train_loader, train_step
 
 
 def frames_store(root: Path, n_videos: int, frames: int, size: int) -> list[dict]:

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import torch
 
-from robustdf.artifacts import ArtifactWriter, generate, stored_image
-from robustdf.attacks import build_attack
-from robustdf.data import FrameDataset
-from robustdf.manifest import read_rows, test_rows
-from robustdf.model import load_checkpoint
+from robustdf.attack.artifacts import ArtifactWriter, generate, stored_image
+from robustdf.attack.attacks import build_attack
+from robustdf.data.dataset import FrameDataset
+from robustdf.data.manifest import read_rows, test_rows
+from robustdf.train.model import load_checkpoint
 from robustdf.params import ATTACKS, AttackParams, load_group
 from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, seed_everything, set_cpu_threads
-from robustdf.scoring import exact_float32
-from robustdf.sharding import broadcast, frame_batches, gather, merge_artifacts, process_group, relaunch, shard
+from robustdf.attack.scoring import exact_float32
+from robustdf.attack.sharding import broadcast, frame_batches, gather, merge_artifacts, process_group, relaunch, shard
 
 
 def main() -> None:

@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from robustdf.balance import balance
-from robustdf.manifest import counts, read_rows, write_rows
+from robustdf.data.balance import balance
+from robustdf.data.manifest import counts, read_rows, write_rows
 from robustdf.params import load_group
 from robustdf.runtime import StageRun, atomic_dir, main_guard
 

@@ -12,18 +12,18 @@ from pathlib import Path
 import torch
 from sklearn.metrics import roc_curve
 
-from robustdf.evaluation import (VARIANTS, ModelResult, TestSet, curve_tables, evaluate_all, load_test_set,
-                                 read_curves, score_model, score_on_set)
-from robustdf.generalization import generalization, load_sets
-from robustdf.headline import headline
-from robustdf.manifest import face_share_by_method, read_rows
-from robustdf.model import load_checkpoint
+from robustdf.evaluate.results import (VARIANTS, ModelResult, TestSet, curve_tables, evaluate_all, load_test_set,
+                                       read_curves, score_model, score_on_set)
+from robustdf.evaluate.generalization import generalization, load_sets
+from robustdf.evaluate.headline import headline
+from robustdf.data.manifest import face_share_by_method, read_rows
+from robustdf.train.model import load_checkpoint
 from robustdf.params import AttackParams, EvaluateParams, ExtractParams, TrainParams, load_group
-from robustdf.plots import write_all
-from robustdf.report import render
+from robustdf.evaluate.plots import write_all
+from robustdf.evaluate.report import render
 from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, set_cpu_threads, write_json
-from robustdf.scoring import exact_float32
-from robustdf.sharding import gather, process_group, relaunch, shard
+from robustdf.attack.scoring import exact_float32
+from robustdf.attack.sharding import gather, process_group, relaunch, shard
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -1,7 +1,7 @@
 """Stage extract_frames: find FF++ videos, decode N evenly spaced frames (decord), crop, store uint8 arrays.
 
 The output folder persists between runs (``persist: true``): finished videos are kept and only
-missing or out-of-date ones are extracted; see :mod:`robustdf.extraction`.
+missing or out-of-date ones are extracted; see :mod:`robustdf.data.extraction`.
 """
 
 import argparse
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from robustdf.extraction import extract_into
-from robustdf.ffpp import discover, video_folders
-from robustdf.manifest import write_rows
+from robustdf.data.extraction import extract_into
+from robustdf.data.readers.ffpp import discover, video_folders
+from robustdf.data.manifest import write_rows
 from robustdf.params import ExtractParams, ParamsError, load_group
 from robustdf.runtime import StageRun, log, main_guard
 ROOT_VAR, COMP_VAR = "${extract_frames.ffpp_root}", "${extract_frames.compression}"

@@ -5,12 +5,12 @@ identity group (the unit evaluation resamples)."""
 import argparse
 from pathlib import Path
 
-from robustdf.datasets import discover
-from robustdf.extraction import extract_into
-from robustdf.manifest import write_rows
+from robustdf.data.readers import discover
+from robustdf.data.extraction import extract_into
+from robustdf.data.manifest import write_rows
 from robustdf.params import ParamsError, load_group
 from robustdf.runtime import StageRun, main_guard
-from robustdf.splitting import identity_groups
+from robustdf.data.splitting import identity_groups
 
 
 def main() -> None:

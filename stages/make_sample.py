@@ -5,8 +5,8 @@ import argparse
 
 from robustdf.params import load_group
 from robustdf.runtime import StageRun, atomic_dir, main_guard
-from robustdf.synth import make_sample
-from robustdf.synth_sets import make_celebdf, make_dffd
+from robustdf.data.synth import make_sample
+from robustdf.data.synth_sets import make_celebdf, make_dffd
 
 
 def main() -> None:

@@ -3,10 +3,10 @@
 import argparse
 from pathlib import Path
 
-from robustdf.manifest import counts, read_rows, write_rows
+from robustdf.data.manifest import counts, read_rows, write_rows
 from robustdf.params import load_group
 from robustdf.runtime import DataError, StageRun, atomic_dir, log, main_guard
-from robustdf.splitting import apply_holdout, assign_splits, identity_leaks, load_official
+from robustdf.data.splitting import apply_holdout, assign_splits, identity_leaks, load_official
 
 
 def main() -> None:

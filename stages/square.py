@@ -4,15 +4,15 @@ attack of this model left correctly classified, at every eps; the other frames k
 import argparse
 from pathlib import Path
 
-from robustdf.artifacts import ArtifactWriter, generate, stored_image
-from robustdf.attacks import build_attack
-from robustdf.data import FrameDataset
-from robustdf.manifest import read_rows, test_rows
-from robustdf.masking import survivors
-from robustdf.model import load_checkpoint
+from robustdf.attack.artifacts import ArtifactWriter, generate, stored_image
+from robustdf.attack.attacks import build_attack
+from robustdf.data.dataset import FrameDataset
+from robustdf.data.manifest import read_rows, test_rows
+from robustdf.attack.masking import survivors
+from robustdf.train.model import load_checkpoint
 from robustdf.params import load_group
 from robustdf.runtime import StageRun, atomic_dir, main_guard, pick_device, seed_everything, set_cpu_threads
-from robustdf.scoring import exact_float32
+from robustdf.attack.scoring import exact_float32
 
 
 def main() -> None:

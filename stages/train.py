@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from robustdf.manifest import read_rows
+from robustdf.data.manifest import read_rows
 from robustdf.params import MODELS, ParamsError, load_group
 from robustdf.runtime import DataError, StageRun, atomic_dir, main_guard
-from robustdf.training import process_device, train, world
+from robustdf.train.loop import process_device, train, world
 
 
 def main() -> None:

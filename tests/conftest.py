@@ -125,7 +125,7 @@ def pipeline_copy(pipeline_repo: Path, tmp_path: Path) -> Path:
 def tiny_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny synthetic FF++ tree written by the real generator."""
     from robustdf.params import validate_group
-    from robustdf.synth import make_sample
+    from robustdf.data.synth import make_sample
 
     root = tmp_path_factory.mktemp("sample") / "ffpp"
     make_sample(root, validate_group("make_sample", tiny_params()["make_sample"]))

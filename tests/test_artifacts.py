@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustdf.artifacts import Artifact, ArtifactWriter, generate, quantize_8bit, rebuild
-from robustdf.attacks import FGSM
+from robustdf.attack.artifacts import Artifact, ArtifactWriter, generate, quantize_8bit, rebuild
+from robustdf.attack.attacks import FGSM
 from robustdf.runtime import DataError
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from robustdf.artifacts import Artifact, ArtifactWriter, quantize_8bit, rebuild, stored_image
-from robustdf.attacks import (APGD, FGSM, PGD, Square, WorstCase, apgd_checkpoints, as_computed, build_attack, margin,
-                              square_p)
+from robustdf.attack.artifacts import Artifact, ArtifactWriter, quantize_8bit, rebuild, stored_image
+from robustdf.attack.attacks import (APGD, FGSM, PGD, Square, WorstCase, apgd_checkpoints, as_computed, build_attack,
+                                     margin, square_p)
 from robustdf.params import ParamsError, validate_group
 from conftest import tiny_params
 

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from conftest import REAL_CLIP
-from robustdf import faces
-from robustdf.balance import balance
-from robustdf.data import OPEN_MAPS, FrameDataset
-from robustdf.datasets import Video
-from robustdf.ffpp import discover, parse_name
-from robustdf.frames import ExtractJob, even_indices, extract_video, read_frames
+from robustdf.data import faces
+from robustdf.data.balance import balance
+from robustdf.data.dataset import OPEN_MAPS, FrameDataset
+from robustdf.data.readers import Video
+from robustdf.data.readers.ffpp import discover, parse_name
+from robustdf.data.frames import ExtractJob, even_indices, extract_video, read_frames
 from robustdf.params import FaceCropParams
 from robustdf.runtime import DataError
-from robustdf.splitting import apply_holdout, assign_splits, identity_leaks, load_official
+from robustdf.data.splitting import apply_holdout, assign_splits, identity_leaks, load_official
 
 METHODS = ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection"]
 
@@ -260,7 +260,7 @@ def test_frame_dataset_keeps_a_bounded_number_of_files_mapped(tmp_path):
 def _epochs(rows, root, workers: int, epochs: int = 2) -> list[dict[int, np.ndarray]]:
     """Per epoch, the augmented image of every frame (one frame per video: the row index is the frame)."""
     from robustdf.params import AugmentParams
-    from robustdf.training import train_loader
+    from robustdf.train.loop import train_loader
 
     ds = FrameDataset(rows, root, AugmentParams(hflip=True, brightness=0.2, contrast=0.2, jpeg_prob=0.5), seed=3)
     loader, sampler = train_loader(ds, batch_size=4, num_workers=workers, seed=3)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robustdf.datasets import READERS, Video, discover, register
-from robustdf.frames import open_video
+from robustdf.data.readers import READERS, Video, discover, register
+from robustdf.data.frames import open_video
 from robustdf.runtime import DataError
-from robustdf.synth import encode_h264
+from robustdf.data.synth import encode_h264
 
 
 @pytest.fixture(scope="module")

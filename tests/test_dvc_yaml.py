@@ -23,7 +23,7 @@ def imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
-            found.add(node.module)  # from robustdf import metrics, from robustdf.datasets import ffpp: submodules
+            found.add(node.module)  # from robustdf.evaluate import metrics: submodules
             names = {f"{node.module}.{a.name}" for a in node.names}
             found |= {m for m in names if module_file(m).is_file()}
     parents = {".".join(m.split(".")[:i]) for m in found for i in range(2, m.count(".") + 1)}  # run on import
@@ -72,12 +72,12 @@ def test_stage_deps_equal_the_script_import_closure(stage):
 
 def test_closure_follows_imports_inside_functions(tmp_path):
     script = tmp_path / "s.py"
-    script.write_text("def f():\n    from robustdf import metrics\n    import robustdf.report\n")
-    assert imported_modules(script) == {"robustdf.metrics", "robustdf.report"}
-    assert "src/robustdf/model.py" not in import_closure(script)
-    script.write_text("from robustdf.datasets.video import Video\n")  # runs the package's __init__ and its imports
-    assert imported_modules(script) == {"robustdf.datasets", "robustdf.datasets.video"}
-    assert {"src/robustdf/datasets/__init__.py", "src/robustdf/ffpp.py"} <= import_closure(script)
+    script.write_text("def f():\n    from robustdf.evaluate import metrics\n    import robustdf.evaluate.report\n")
+    assert imported_modules(script) == {"robustdf.evaluate", "robustdf.evaluate.metrics", "robustdf.evaluate.report"}
+    assert "src/robustdf/train/model.py" not in import_closure(script)
+    script.write_text("from robustdf.data.readers.video import Video\n")  # runs the package's __init__ and its imports
+    assert imported_modules(script) == {"robustdf.data", "robustdf.data.readers", "robustdf.data.readers.video"}
+    assert {"src/robustdf/data/readers/__init__.py", "src/robustdf/data/readers/ffpp.py"} <= import_closure(script)
 
 
 def test_every_stage_waits_for_the_params_check():

@@ -6,15 +6,15 @@ import torch
 import yaml
 from torch import nn
 
-from robustdf.evaluation import ModelResult, TestSet, evaluate_all, worst_case
-from robustdf.headline import headline
-from robustdf.explain import why_quantities
-from robustdf.manifest import face_share_by_method
-from robustdf.metrics import rank_auc_rows
-from robustdf.paired import paired_seed_difference
+from robustdf.evaluate.results import ModelResult, TestSet, evaluate_all, worst_case
+from robustdf.evaluate.headline import headline
+from robustdf.evaluate.explain import why_quantities
+from robustdf.data.manifest import face_share_by_method
+from robustdf.evaluate.metrics import rank_auc_rows
+from robustdf.evaluate.paired import paired_seed_difference
 from robustdf.params import validate_group
-from robustdf.report import render
-from robustdf.sanity import eps_key, no_gradient_masking
+from robustdf.evaluate.report import render
+from robustdf.evaluate.sanity import eps_key, no_gradient_masking
 from conftest import ROOT
 from conftest import tiny_params
 
@@ -115,9 +115,9 @@ def tiny_test_set_meta():
 def _masking(model, x, y):
     """The masking check as the pipeline runs it, at the default params: the gradient attacks on stored 8-bit
     images, then Square on the frames all of them left correct."""
-    from robustdf.artifacts import stored_image
-    from robustdf.attacks import build_attack
-    from robustdf.masking import square_extra
+    from robustdf.attack.artifacts import stored_image
+    from robustdf.attack.attacks import build_attack
+    from robustdf.attack.masking import square_extra
 
     p = validate_group("attack", yaml.safe_load((ROOT / "params.yaml").read_text())["attack"])
     x = torch.round(x * 255) / 255

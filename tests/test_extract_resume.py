@@ -11,13 +11,13 @@ import yaml
 from PIL import Image
 
 from conftest import REAL_CLIP, copy_project, dvc, init_git, tiny_params, write_params
-from robustdf import extraction, faces
-from robustdf.extraction import apply_face_policy, extract_all, split_results
-from robustdf.ffpp import discover
-from robustdf.manifest import face_share_by_method
-from robustdf.frames import read_frames
+from robustdf.data import extraction, faces
+from robustdf.data.extraction import apply_face_policy, extract_all, split_results
+from robustdf.data.readers.ffpp import discover
+from robustdf.data.manifest import face_share_by_method
+from robustdf.data.frames import read_frames
 from robustdf.params import validate_group
-from robustdf.synth import encode_h264, make_identities, pose_at
+from robustdf.data.synth import encode_h264, make_identities, pose_at
 
 FACE_FRAMES = range(95, 191, 8)  # 12 frames of the real clip with a frontal face
 

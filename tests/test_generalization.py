@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 
 from conftest import tiny_params
-from robustdf.datasets import READERS, discover
-from robustdf.evaluation import ModelResult, SetScores, TestSet
-from robustdf.explain import QUANTITIES
-from robustdf.extraction import extract_into
-from robustdf.generalization import generalization
-from robustdf.headline import headline
-from robustdf.metrics import rank_auc_rows
-from robustdf.paired import mean_over_sets, paired_seed_difference
+from robustdf.data.readers import READERS, discover
+from robustdf.evaluate.results import ModelResult, SetScores, TestSet
+from robustdf.evaluate.explain import QUANTITIES
+from robustdf.data.extraction import extract_into
+from robustdf.evaluate.generalization import generalization
+from robustdf.evaluate.headline import headline
+from robustdf.evaluate.metrics import rank_auc_rows
+from robustdf.evaluate.paired import mean_over_sets, paired_seed_difference
 from robustdf.params import DATASET_KINDS, ParamsError, validate_group
-from robustdf.report import generalization_lines
+from robustdf.evaluate.report import generalization_lines
 from robustdf.runtime import DataError, StageRun
-from robustdf.synth_sets import make_celebdf, make_dffd
+from robustdf.data.synth_sets import make_celebdf, make_dffd
 
 EPS = [2 / 255]
 CONDS = ["clean", "worst_eps2", "gradient_eps2"]
@@ -63,6 +63,7 @@ def test_rows_cover_in_domain_held_out_and_each_set_and_find_only_the_real_gain(
     gen = generalization(_results(ts, sets, {"cdfa": 0.5}), ts, sets, [0, 1, 2], EPS, ev)
     rows = gen["rows"]
     assert list(rows) == ["in-domain", "heldout:NeuralTextures", "cdfa", "cdfb"]
+    assert rows["in-domain"]["n_frames"] == int((ts.method != "NeuralTextures").sum())  # only the methods trained on
     held = rows["heldout:NeuralTextures"]
     assert held["n_frames"] == int((ts.y == 0).sum() + (ts.method == "NeuralTextures").sum())
     assert held["robust_condition"] == "worst_eps2" and rows["cdfa"]["robust_condition"] == "gradient_eps2"

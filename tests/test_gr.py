@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustdf.gr import GradientRegularizer, PerturbationInjection, frozen_bn_stats, resolve_layer
+from robustdf.train.gr import GradientRegularizer, PerturbationInjection, frozen_bn_stats, resolve_layer
 
 
 class Tiny(nn.Module):
@@ -197,7 +197,7 @@ def test_every_frame_is_moved_by_exactly_r_whatever_the_batch_size(batch):
 
 
 def test_a_frames_delta_does_not_depend_on_its_batch_and_equals_explains():
-    from robustdf.explain import why_quantities
+    from robustdf.evaluate.explain import why_quantities
 
     torch.manual_seed(2)
     net = Tiny().eval()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
-from robustdf import metrics as M
-from robustdf.sanity import eps_key as eps_tag
+from robustdf.evaluate import metrics as M
+from robustdf.evaluate.sanity import eps_key as eps_tag
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from robustdf.model import build_model, load_checkpoint, predict_fake_proba, read_state_dict, save_checkpoint
+from robustdf.train.model import build_model, load_checkpoint, predict_fake_proba, read_state_dict, save_checkpoint
 from robustdf.runtime import DataError
 
 ARCH = "efficientnet_b0"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from robustdf.metrics import balanced_accuracy_rows
-from robustdf.paired import paired_seed_difference
+from robustdf.evaluate.metrics import balanced_accuracy_rows
+from robustdf.evaluate.paired import paired_seed_difference
 
 N_CLUSTERS, VIDEOS, FRAMES = 24, 4, 3  # per cluster: one original and three fakes, three frames each
 

@@ -3,7 +3,7 @@ passed) when its inputs are missing."""
 
 import pytest
 
-from robustdf.sanity import sanity_checks
+from robustdf.evaluate.sanity import sanity_checks
 
 EPS = [1 / 255, 2 / 255, 4 / 255]
 KEYS = ["eps1", "eps2", "eps4"]

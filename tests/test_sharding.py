@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import sh, write_params
-from robustdf.sharding import shard
+from robustdf.attack.sharding import shard
 
 
 @pytest.mark.parametrize("n,align,world", [(10, 4, 2), (64, 8, 3), (5, 8, 2), (0, 4, 2), (100, 1, 7)])

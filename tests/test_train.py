@@ -13,10 +13,10 @@ import torch
 import yaml
 
 from conftest import tiny_params, tool_env, write_params
-from robustdf.data import FrameDataset
-from robustdf.model import load_checkpoint
+from robustdf.data.dataset import FrameDataset
+from robustdf.train.model import load_checkpoint
 from robustdf.params import validate_group
-from robustdf.training import amp_setup, evaluate_split, train
+from robustdf.train.loop import amp_setup, evaluate_split, train
 
 
 def test_two_process_gloo_run_produces_the_same_kind_of_outputs(pipeline_copy: Path):

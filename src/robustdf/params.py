@@ -19,7 +19,7 @@ SPLITS = ("train", "val", "test")
 ATTACKS = ("fgsm", "pgd", "apgd")  # gradient attacks, one stage each; Square runs on their survivors (masking check)
 LOSSES = ("ce", "margin")  # attack losses; DLR needs >= 3 classes, for two the margin takes its role
 MODELS = ("baseline", "gr")
-DATASET_KINDS = ("celebdf", "csv", "dfdc", "dffd", "ffpp")  # the readers of robustdf.datasets (a test keeps both equal)
+DATASET_KINDS = ("celebdf", "csv", "dfdc", "dffd", "ffpp")  # robustdf.data.readers (a test keeps both equal)
 VARIANT_REGULARIZER = {"baseline": "none", "gr": "gr"}
 
 
@@ -128,7 +128,7 @@ class FaceCropParams(Strict):
 
 
 class TestSetParams(Strict):
-    """A test-only dataset: read by the reader registered for ``kind`` (:mod:`robustdf.datasets`)."""
+    """A test-only dataset: read by the reader registered for ``kind`` (:mod:`robustdf.data.readers`)."""
 
     __test__ = False  # not a pytest class
 

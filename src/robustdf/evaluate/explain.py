@@ -6,7 +6,7 @@
   GR penalises its mean over the batch (``train/grad_s_norm`` in the training logs);
 - ``margin``: logit of the true class minus the other logit (how far a frame is from the boundary);
 - ``stat_loss_increase``: L(s + Delta) - L(s) for the worst-case statistics perturbation of radius r
-  (Delta = r grad_s L / ||grad_s L||, per frame: the same :func:`robustdf.gr.stat_delta` GR trains with).
+  (Delta = r grad_s L / ||grad_s L||, per frame: the same :func:`robustdf.train.gr.stat_delta` GR trains with).
 
 The model is in eval mode, so each frame's statistics affect only its own loss and the per-frame
 gradients of the summed loss are exact.
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustdf.gr import PerturbationInjection, resolve_layer, stat_delta
+from robustdf.train.gr import PerturbationInjection, resolve_layer, stat_delta
 
 QUANTITIES = ("input_grad_l1", "grad_s_norm", "margin", "stat_loss_increase")
 NAMES = {"input_grad_l1": "input-gradient L1 norm", "grad_s_norm": "gradient norm w.r.t. shallow statistics",

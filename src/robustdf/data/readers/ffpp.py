@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from robustdf.datasets.common import Found, scan
-from robustdf.datasets.registry import register
-from robustdf.datasets.video import Video
+from robustdf.data.readers.common import Found, scan
+from robustdf.data.readers.registry import register
+from robustdf.data.readers.video import Video
 from robustdf.runtime import DataError
 
 REAL_METHOD = {"youtube": "original", "actors": "actors"}

@@ -1,9 +1,9 @@
 """Generalization, the claim GR was made for: in-domain, held-out manipulation methods and unseen test-only sets
 side by side, per variant across seeds, and GR minus baseline paired by seed with the calibrated interval
-(:mod:`robustdf.paired`) on every row; the cross-dataset mean (``xauc``) over the unseen sets.
+(:mod:`robustdf.evaluate.paired`) on every row; the cross-dataset mean (``xauc``) over the unseen sets.
 
-A row is a set of frames with one score per model and condition: the in-domain test set, its reals with the
-fakes of one held-out method, or a test-only set. The robust column is the per-frame worst case at the smallest
+A row is a set of frames with one score per model and condition: the in-domain test set (its reals and the fakes
+of the methods training saw), its reals with the fakes of one held-out method, or a test-only set. The robust column is the per-frame worst case at the smallest
 eps: over every attack and Square in-domain, over the gradient attacks on the test-only sets (Square, the
 masking check, runs in-domain only).
 """
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from robustdf import metrics as M
-from robustdf.evaluation import VARIANTS, ModelResult, TestSet, load_test_set, metric_stat, score, why_differences
-from robustdf.manifest import read_rows
-from robustdf.paired import mean_over_sets, paired_seed_difference
-from robustdf.sanity import eps_key
+from robustdf.evaluate import metrics as M
+from robustdf.evaluate.results import VARIANTS, ModelResult, TestSet, load_test_set, metric_stat, score, why_differences
+from robustdf.data.manifest import read_rows
+from robustdf.evaluate.paired import mean_over_sets, paired_seed_difference
+from robustdf.evaluate.sanity import eps_key
 
 ROW_METRICS = {"auc": ("clean", "auc"), "bacc": ("clean", "bacc"), "rob": ("robust", "bacc")}
 
@@ -74,11 +74,13 @@ def generalization(results: list[ModelResult], ts: TestSet, sets: dict[str, Test
     variants = {v: [by_seed[(v, s)] for s in valid_seeds] for v in VARIANTS}
     k = eps_key(eps_list[0])
     domain = {r.name: r.scores for r in results}
-    rows = {"in-domain": _row("in-domain", ts, domain, f"worst_{k}", pairs, variants, ev)}
-    for method in ts.heldout:
-        mask = (ts.y == 0) | (ts.method == method)
+    masks = {"in-domain": (ts.y == 0) | ~np.isin(ts.method, ts.heldout)}  # the methods training saw
+    masks |= {f"heldout:{m}": (ts.y == 0) | (ts.method == m) for m in ts.heldout}
+    rows = {}
+    for name, mask in masks.items():
         sub = {n: {c: v[mask] for c, v in s.items()} for n, s in domain.items()}
-        rows[f"heldout:{method}"] = _row("held-out method", _subset(ts, mask), sub, f"worst_{k}", pairs, variants, ev)
+        kind = "in-domain" if name == "in-domain" else "held-out method"
+        rows[name] = _row(kind, _subset(ts, mask), sub, f"worst_{k}", pairs, variants, ev)
     why = {}
     for name, s in sets.items():
         rows[name] = _row("unseen set", s, {r.name: r.sets[name].scores for r in results}, f"gradient_{k}", pairs,

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from robustdf import faces
-from robustdf.ffpp import Video
+from robustdf.data import faces
+from robustdf.data.readers.video import Video
 from robustdf.params import FaceCropParams
 from robustdf.runtime import atomic_file
 
@@ -90,7 +90,7 @@ class ExtractJob:
     reuse: dict[str, Any] | None = None  # extraction row of the fake's target original: reuse its boxes
 
 
-def _detect(frames: np.ndarray, idx: np.ndarray, face: FaceCropParams) -> tuple[list, dict[str, Any]]:
+def detect(frames: np.ndarray, idx: np.ndarray, face: FaceCropParams) -> tuple[list, dict[str, Any]]:
     """Boxes per frame (after the fallback) and the face statistics of the video."""
     h, w = frames.shape[1:3]
     if not face.enabled:
@@ -102,6 +102,14 @@ def _detect(frames: np.ndarray, idx: np.ndarray, face: FaceCropParams) -> tuple[
     missed = [int(i) for i, b in zip(idx, found, strict=True) if b is None]
     return boxes, {"n_fallback": n_fallback, "fallback_frames": missed,
                    "face_share": round(1 - n_fallback / len(frames), 4)}
+
+
+def save_crops(job: ExtractJob, crops: np.ndarray) -> None:
+    """Write one video's (or image's) crops, a uint8 (N, S, S, 3) array, to ``job.rel_file`` atomically."""
+    out = job.out_root / job.rel_file
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out) as tmp, tmp.open("wb") as fh:
+        np.save(fh, crops, allow_pickle=False)
 
 
 def _reused_boxes(vr: Any, job: ExtractJob) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]] | None:
@@ -138,16 +146,13 @@ def extract_video(job: ExtractJob) -> dict[str, Any]:
         else:
             idx = even_indices(len(vr), job.n_frames)
             frames = get_frames(vr, job.video.path, idx.tolist())
-            boxes, stats = _detect(frames, idx, job.face)
+            boxes, stats = detect(frames, idx, job.face)
             stats["boxes_from"] = ""
         keep = [i for i, b in enumerate(boxes) if b is not None]
         if not keep:
             raise ValueError("no face found in any sampled frame and face_crop.fallback is 'drop'")
         crops = np.stack([faces.crop_resize(frames[i], boxes[i], job.image_size) for i in keep])
-        out = job.out_root / job.rel_file
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(out) as tmp, tmp.open("wb") as fh:
-            np.save(fh, crops, allow_pickle=False)
+        save_crops(job, crops)
     except Exception as err:  # decord raises assorted types for corrupt input; record, don't crash
         return {"error": f"{type(err).__name__}: {err}".strip()[:500]}
     h, w = frames.shape[1:3]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustdf.datasets.common import (BINARY, Found, cell, csv_rows, key_of, kind_of, label_of, listed_file,
-                                      record, require, unlisted)
-from robustdf.datasets.registry import register
-from robustdf.datasets.video import Video
+from robustdf.data.readers.common import (BINARY, Found, cell, csv_rows, key_of, kind_of, label_of, listed_file, record,
+                                          require, unlisted)
+from robustdf.data.readers.registry import register
+from robustdf.data.readers.video import Video
 from robustdf.runtime import DataError
 
 COLUMNS = ("path", "label", "identity", "method")

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from robustdf.datasets.common import (BINARY, Found, cell, csv_rows, key_of, label_of, listed_file, record, require,
-                                      unlisted)
-from robustdf.datasets.registry import register
+from robustdf.data.readers.common import (BINARY, Found, cell, csv_rows, key_of, label_of, listed_file, record, require,
+                                          unlisted)
+from robustdf.data.readers.registry import register
 from robustdf.runtime import DataError
 
 LABEL_FILES = ("metadata.json", "labels.csv")

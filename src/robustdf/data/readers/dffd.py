@@ -16,9 +16,9 @@ import re
 from functools import partial
 from pathlib import Path
 
-from robustdf.datasets.common import Found, key_of, kind_of, record, require, scan
-from robustdf.datasets.registry import register
-from robustdf.datasets.video import Video
+from robustdf.data.readers.common import Found, key_of, kind_of, record, require, scan
+from robustdf.data.readers.registry import register
+from robustdf.data.readers.video import Video
 
 SPLITS = ("train", "validation", "test")
 _REAL = re.compile(r"^(ffhq|youtube|celeba\w*)$")

@@ -1,7 +1,7 @@
 """Unseen test sets for the sample, in the layouts of real ones: Celeb-DF v2 (videos) and DFFD (images).
 
 Their identities are new (drawn from their own seeded streams) and their fakes come from manipulation
-families the FF++-shaped training corpus never shows (:mod:`robustdf.synth`: ``CelebSynthesis``,
+families the FF++-shaped training corpus never shows (:mod:`robustdf.data.synth`: ``CelebSynthesis``,
 ``GANSynthesis``, ``FaceApp``), at another compression, so a detector trained on the sample meets what
 cross-dataset evaluation is about: other people, other forgeries, other encoders.
 """
@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from robustdf.params import MakeSampleParams
-from robustdf.synth import encode_h264, encoder_pool, make_identity, render_frame
+from robustdf.data.synth import encode_h264, encoder_pool, make_identity, render_frame
 
 CELEBDF_STREAM, DFFD_STREAM = 1, 2  # default_rng([seed, stream]): independent of the FF++-shaped corpus
 # DFFD source folder -> (manipulation family or None for reals, file format)

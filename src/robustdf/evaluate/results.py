@@ -4,7 +4,7 @@ same-seed counterpart's artifacts (black-box transfer); then aggregates across s
 variants paired by seed, resampling identity clusters for the test-sampling variance.
 
 Frames and artifacts are read one batch at a time, so memory is bounded by the batch size; every image is
-scored in float32 (:mod:`robustdf.scoring`), as the attacks selected it.
+scored in float32 (:mod:`robustdf.attack.scoring`), as the attacks selected it.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustdf import metrics as M
-from robustdf.artifacts import Artifact
-from robustdf.data import FrameDataset
-from robustdf.explain import MORE_ROBUST_WHEN, QUANTITIES, why_quantities
-from robustdf.manifest import test_rows
-from robustdf.masking import square_extra
-from robustdf.paired import paired_seed_difference
+from robustdf.evaluate import metrics as M
+from robustdf.attack.artifacts import Artifact
+from robustdf.data.dataset import FrameDataset
+from robustdf.evaluate.explain import MORE_ROBUST_WHEN, QUANTITIES, why_quantities
+from robustdf.data.manifest import test_rows
+from robustdf.attack.masking import square_extra
+from robustdf.evaluate.paired import paired_seed_difference
 from robustdf.runtime import DataError
-from robustdf.sanity import eps_key, sanity_checks
-from robustdf.scoring import adversarial_images, clean_images, predict
+from robustdf.evaluate.sanity import eps_key, sanity_checks
+from robustdf.attack.scoring import adversarial_images, clean_images, predict
 
 VARIANTS = ("baseline", "gr")
 HEADLINE_METRICS = ("auc", "bacc")

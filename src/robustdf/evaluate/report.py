@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from robustdf.explain import NAMES as WHY_NAMES
-from robustdf.explain import QUANTITIES
-from robustdf.headline import HeadlineRow, headline_rows
-from robustdf.sanity import eps_key
+from robustdf.evaluate.explain import NAMES as WHY_NAMES
+from robustdf.evaluate.explain import QUANTITIES
+from robustdf.evaluate.headline import HeadlineRow, headline_rows
+from robustdf.evaluate.sanity import eps_key
 
 
 def _nan(v: Any) -> bool:

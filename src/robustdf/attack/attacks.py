@@ -3,7 +3,7 @@
 Each attack is a small class with the uniform call ``attack(model, x, y, eps) -> x_adv``:
 untargeted on the true label ``y``, the model in eval mode, results clipped to [0, 1] and to the
 eps-ball around ``x``. Candidates are judged on the image that will be stored (``store``: e.g. rounded to
-8-bit levels inside the ball, see :func:`robustdf.artifacts.stored_image`), in float32, so the stored
+8-bit levels inside the ball, see :func:`robustdf.attack.artifacts.stored_image`), in float32, so the stored
 artifact scores exactly the margin the attack selected (``attack.margin``). Following the evaluation
 protocol of Carlini et al. (2019) and Croce & Hein (2020), every attack returns, per image, the worst
 case (lowest margin) over every point it evaluated, every restart and every loss, starting from the

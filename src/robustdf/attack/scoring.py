@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from robustdf.artifacts import Artifact, rebuild
-from robustdf.data import FrameDataset
-from robustdf.model import FAKE
+from robustdf.attack.artifacts import Artifact, rebuild
+from robustdf.data.dataset import FrameDataset
+from robustdf.train.model import FAKE
 
 
 def exact_float32() -> None:

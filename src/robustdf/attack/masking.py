@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustdf.artifacts import Artifact
-from robustdf.data import FrameDataset
-from robustdf.scoring import adversarial_images, correct, predict
+from robustdf.attack.artifacts import Artifact
+from robustdf.data.dataset import FrameDataset
+from robustdf.attack.scoring import adversarial_images, correct, predict
 
 DECISION = 0.5  # the model's own decision (argmax of two logits), what the attacks try to flip
 

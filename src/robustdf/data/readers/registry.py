@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from robustdf.datasets.common import Found
+from robustdf.data.readers.common import Found
 from robustdf.runtime import DataError
 
 Reader = Callable[..., Found]  # reader(root, **options) -> (records, unrecognised paths)

@@ -16,9 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from robustdf.explain import NAMES as WHY_NAMES  # noqa: E402
-from robustdf.explain import QUANTITIES  # noqa: E402
-from robustdf.sanity import eps_key  # noqa: E402
+from robustdf.evaluate.explain import NAMES as WHY_NAMES  # noqa: E402
+from robustdf.evaluate.explain import QUANTITIES  # noqa: E402
+from robustdf.evaluate.sanity import eps_key  # noqa: E402
 
 COLOURS = {"baseline": "#1f77b4", "gr": "#d62728"}
 LABELS = {"baseline": "baseline", "gr": "GR"}

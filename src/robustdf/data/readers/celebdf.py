@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from robustdf.datasets.common import Found, key_of, label_of, listed_file, record, require, unlisted
-from robustdf.datasets.registry import register
-from robustdf.datasets.video import Video
+from robustdf.data.readers.common import Found, key_of, label_of, listed_file, record, require, unlisted
+from robustdf.data.readers.registry import register
+from robustdf.data.readers.video import Video
 from robustdf.runtime import DataError
 
 TEST_LIST = "List_of_testing_videos.txt"

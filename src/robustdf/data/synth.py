@@ -15,7 +15,7 @@ own kind of artifact inside the face, mimicking what the real method is known fo
 - ``NeuralTextures``: a high-frequency texture rendered into the mouth and cheeks;
 - ``FaceShifter``: a subtle, well blended swap with slight tone shift (the hardest one).
 
-Three more families exist for the unseen test sets (:mod:`robustdf.synth_sets`), never for training:
+Three more families exist for the unseen test sets (:mod:`robustdf.data.synth_sets`), never for training:
 
 - ``CelebSynthesis`` (Celeb-DF v2's improved synthesis): the source face colour-matched to the target's
   skin, blended with a wide soft mask that flickers from frame to frame, half of the camera noise kept;

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from robustdf.datasets.video import Kind, Video
+from robustdf.data.readers.video import Kind, Video
 from robustdf.runtime import DataError
 
 Found = tuple[list[Video], list[str]]  # (records, unrecognised paths)

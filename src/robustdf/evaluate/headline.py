@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from robustdf.sanity import eps_key
+from robustdf.evaluate.sanity import eps_key
 
 SHORT = {"baseline": "base", "gr": "gr"}  # variant -> its column prefix in `dvc exp show`
 

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from robustdf.artifacts import Artifact, ArtifactWriter
-from robustdf.data import FrameDataset
+from robustdf.attack.artifacts import Artifact, ArtifactWriter
+from robustdf.data.dataset import FrameDataset
 
 TIMEOUT = timedelta(hours=12)  # a rank waits for the slowest shard; torchrun ends all ranks if one fails
 

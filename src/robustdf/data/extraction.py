@@ -28,11 +28,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from robustdf import faces, frames, images
-from robustdf.datasets.video import Kind, Video
-from robustdf.frames import FIELDS, ExtractJob, extract_video
-from robustdf.images import extract_image
-from robustdf.manifest import counts, face_share_by_method, write_rows
+from robustdf.data import faces, frames, images
+from robustdf.data.readers.video import Kind, Video
+from robustdf.data.frames import FIELDS, ExtractJob, extract_video
+from robustdf.data.images import extract_image
+from robustdf.data.manifest import counts, face_share_by_method, write_rows
 from robustdf.params import ExtractParams, FaceCropParams
 from robustdf.runtime import DataError, StageRun, atomic_file, log
 

@@ -7,9 +7,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from robustdf import faces
-from robustdf.frames import ExtractJob, _detect
-from robustdf.runtime import atomic_file
+from robustdf.data import faces
+from robustdf.data.frames import ExtractJob, detect, save_crops
 
 
 def read_image(path: str) -> np.ndarray:
@@ -20,19 +19,16 @@ def read_image(path: str) -> np.ndarray:
 
 def extract_image(job: ExtractJob) -> dict[str, Any]:
     """Detect, crop and save one image as a one-frame array; the same fields as
-    :func:`robustdf.frames.extract_video` (frame index 0), or ``{"error": reason}``."""
+    :func:`robustdf.data.frames.extract_video` (frame index 0), or ``{"error": reason}``."""
     try:
         if job.video.size_bytes == 0:
             raise ValueError("empty file (0 bytes)")
         frames = read_image(job.video.path)
-        boxes, stats = _detect(frames, np.zeros(1, np.int64), job.face)
+        boxes, stats = detect(frames, np.zeros(1, np.int64), job.face)
         if boxes[0] is None:
             raise ValueError("no face found in the image and face_crop.fallback is 'drop'")
         crops = faces.crop_resize(frames[0], boxes[0], job.image_size)[None]
-        out = job.out_root / job.rel_file
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(out) as tmp, tmp.open("wb") as fh:
-            np.save(fh, crops, allow_pickle=False)
+        save_crops(job, crops)
     except Exception as err:  # PIL raises assorted types for corrupt input; record, don't crash
         return {"error": f"{type(err).__name__}: {err}".strip()[:500]}
     h, w = frames.shape[1:3]

@@ -21,10 +21,10 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from robustdf.data import EpochSampler, FrameDataset
-from robustdf.gr import GradientRegularizer
-from robustdf.metrics import frame_metrics
-from robustdf.model import Detector, build_model, fake_proba, save_checkpoint
+from robustdf.data.dataset import EpochSampler, FrameDataset
+from robustdf.train.gr import GradientRegularizer
+from robustdf.evaluate.metrics import frame_metrics
+from robustdf.train.model import Detector, build_model, fake_proba, save_checkpoint
 from robustdf.params import GRVariant, RecipeParams, TrainParams
 from robustdf.runtime import DataError, log, pick_device, seed_everything, set_cpu_threads
 

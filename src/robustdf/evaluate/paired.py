@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from robustdf.metrics import cluster_resamples
+from robustdf.evaluate.metrics import cluster_resamples
 
 Stat = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (labels (n,), values (S, n)) -> one value per row (S,)
 

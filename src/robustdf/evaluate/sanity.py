@@ -104,7 +104,7 @@ def breaks_at_large_eps(metrics: dict[str, Any], sanity_eps: float, max_acc: flo
 def sanity_checks(metrics: dict[str, Any], masking: dict[str, Any], eps_list: list[float], sanity_eps: float,
                   tolerance: float, max_acc_at_sanity_eps: float) -> list[dict[str, Any]]:
     """Checks of one model's condition metrics (keys like ``pgd_eps2``, ``worst_eps2``, ``transfer_pgd_eps2``)
-    and its masking counts per eps key (:func:`robustdf.masking.square_extra`)."""
+    and its masking counts per eps key (:func:`robustdf.attack.masking.square_extra`)."""
     keys = [eps_key(e) for e in eps_list]
     return [monotone_in_eps(metrics, keys, tolerance), iterative_beats_fgsm(metrics, keys, tolerance),
             whitebox_beats_transfer(metrics, keys, tolerance), no_gradient_masking(masking, keys, tolerance),

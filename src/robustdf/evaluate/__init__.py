@@ -1,0 +1,1 @@
+"""Evaluation phase: metrics, the paired comparison, sanity checks, explanations, report."""

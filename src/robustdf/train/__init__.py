@@ -1,0 +1,1 @@
+"""Training phase: the detector, gradient regularization, the training loop."""
