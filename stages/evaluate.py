@@ -56,8 +56,8 @@ def main() -> None:
 def score_share(args: argparse.Namespace, p: EvaluateParams, tp: TrainParams, ap_: AttackParams, ts: TestSet,
                 sets: dict[str, TestSet], run: StageRun, device: torch.device, rank: int,
                 world: int) -> list[ModelResult]:
-    """Every model's scores (in-domain and on each test-only set), in (seed, variant) order on rank 0; each rank
-    scores a contiguous share."""
+    """Every model's scores (on the FF++ test split and on each test-only set), in (seed, variant) order on rank 0;
+    each rank scores a contiguous share."""
     gr = tp.gr  # where the why is measured
     names = [(f"{v}-{seed}", f"{VARIANTS[1 - VARIANTS.index(v)]}-{seed}") for seed in tp.seeds for v in VARIANTS]
     mine = []

@@ -1,5 +1,6 @@
 """End to end: real `dvc repro` of every stage on a tiny config in a temp copy of the repo."""
 
+import csv
 import json
 import re
 import signal
@@ -55,13 +56,23 @@ def test_every_output_exists_and_metrics_are_in_range(pipeline_repo: Path):
     assert "## Verdict" in report and "## Sanity checks" in report and "## Why: measured" in report
     assert "this run cannot tell" in report  # one seed: no interval, never a finding
     assert "## Gradient masking" in report
-    # the generalization table: the in-domain row and the Celeb-DF-shaped set, read by its own stages
+    # the generalization table: in-domain, the held-out method (the default's NeuralTextures: never trained on,
+    # in test only) and the Celeb-DF-shaped set, read by its own stages
     rows = details["generalization"]["rows"]
-    assert list(rows) == ["in-domain", "celebdf"] and rows["celebdf"]["kind"] == "unseen set"
+    assert list(rows) == ["in-domain", "heldout:NeuralTextures", "celebdf"] and rows["celebdf"]["kind"] == "unseen set"
+    split = list(csv.DictReader((pipeline_repo / "data/split/manifest.csv").open()))
+    held = [r for r in split if r["method"] == "NeuralTextures"]
+    assert held and {r["split"] for r in held} == {"test"}
+    test = [r for r in split if r["split"] == "test"]  # balance.splits leaves test as split wrote it
+    frames = {name: sum(int(r["n_frames"]) for r in test if keep(r)) for name, keep in {
+        "in-domain": lambda r: r["method"] != "NeuralTextures",
+        "heldout:NeuralTextures": lambda r: r["label"] == "0" or r["method"] == "NeuralTextures"}.items()}
+    assert {name: rows[name]["n_frames"] for name in frames} == frames
+    assert "including the fakes of the held-out NeuralTextures, never trained on" in report
     listed = (pipeline_repo / "data/sample_celebdf/List_of_testing_videos.txt").read_text().splitlines()
     assert rows["celebdf"]["n_frames"] == 2 * len(listed)  # only the official list, two frames per video
     assert set(rows["celebdf"]["models"]) == {"baseline-0", "gr-0"}
-    assert "| celebdf (unseen set) |" in report and "## Generalization" in report
+    assert "| celebdf (unseen set) |" in report and "| heldout:NeuralTextures (held-out method) |" in report
     # plots are static images, committed to git, so they show from a fresh checkout with no network
     out = json.loads(dvc("plots", "show", "--json", cwd=pipeline_repo).stdout)
     assert not out.get("errors"), out["errors"]

@@ -2,10 +2,10 @@
 side by side, per variant across seeds, and GR minus baseline paired by seed with the calibrated interval
 (:mod:`robustdf.evaluate.paired`) on every row; the cross-dataset mean (``xauc``) over the unseen sets.
 
-A row is a set of frames with one score per model and condition: the in-domain test set (its reals and the fakes
-of the methods training saw), its reals with the fakes of one held-out method, or a test-only set. The robust column is the per-frame worst case at the smallest
-eps: over every attack and Square in-domain, over the gradient attacks on the test-only sets (Square, the
-masking check, runs in-domain only).
+A row is a set of frames with one score per model and condition: in-domain (the FF++ test split's reals and the
+fakes of the methods training saw), its reals with the fakes of one held-out method, or a test-only set. The
+robust column is the per-frame worst case at the smallest eps: over every attack and Square on the FF++ test
+split, over the gradient attacks on the test-only sets (Square, the masking check, runs on FF++ only).
 """
 
 from __future__ import annotations

@@ -185,6 +185,15 @@ def face_lines(context: dict[str, Any]) -> list[str]:
     return lines
 
 
+def heldout_note(context: dict[str, Any]) -> str:
+    """What the headline's test set holds besides the methods trained on."""
+    held = context.get("heldout_methods")
+    if not held:
+        return ""
+    return (f", including the fakes of the held-out {', '.join(held)}, never trained on (the Generalization "
+            "table's in-domain row leaves them out)")
+
+
 def render(details: dict[str, Any], context: dict[str, Any]) -> str:
     seeds, valid = details["seeds"], details["valid_seeds"]
     lines = ["# Baseline vs gradient regularization (GR): accuracy and robustness", ""]
@@ -197,7 +206,8 @@ def render(details: dict[str, Any], context: dict[str, Any]) -> str:
         lines.append("")
     lines += [
         f"Test set: {context['n_frames']} frames from {context['n_videos']} videos ({context['n_real_videos']} real, "
-        f"{context['n_fake_videos']} fake; fake is the positive class). Seeds: {seeds} ({len(valid)} compared). "
+        f"{context['n_fake_videos']} fake; fake is the positive class){heldout_note(context)}. Seeds: {seeds} "
+        f"({len(valid)} compared). "
         f"Attacks: L-inf on [0, 1] pixels, {', '.join(details['attacks'])}, then Square on their survivors, each "
         f"scored on the 8-bit image it stores, in float32; 'robust' = per-frame worst case over all of them. "
         f"Intervals: {int(100 * details['ci'])}% t-intervals over seeds with the test-sampling variance of an "

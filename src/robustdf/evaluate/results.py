@@ -75,8 +75,8 @@ class SetScores:
 
 @dataclass
 class ModelResult:
-    """One trained model's per-frame scores per condition and its explanatory quantities, on the in-domain test
-    set and (``sets``) on every test-only set."""
+    """One trained model's per-frame scores per condition and its explanatory quantities, on the FF++ test split
+    (held-out methods included) and (``sets``) on every test-only set."""
 
     name: str  # "gr-0"
     variant: str
