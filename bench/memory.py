@@ -7,7 +7,7 @@ EfficientNet-B0 checkpoints (random weights, head drawn with std 0.1 so gradient
 fresh process; gr-0's artifact (read by evaluate for transfer) is a copy of baseline-0's. Peak RSS is the kernel's
 (``wait4`` ru_maxrss of that process); peak anonymous and file-backed RSS come from polling /proc every 20 ms.
 Sizes interleaved (N 4N 16N N 4N 16N ...), medians over rounds. Goal: 16N within 1.2x of N, per stage.
-The training loop's validation (``training.evaluate_split``, baseline-0, the test frames as the val split, in
+The training loop's validation (``train.loop.evaluate_split``, baseline-0, the test frames as the val split, in
 a fresh process of this script with ``--validation-child``) is measured the same way, as stage "validation".
 Also, in this process, the growth of file-backed RSS over one pass of ``FrameDataset.batches`` per size: the
 frames' memory maps count in RSS while open (the dataset keeps at most ``OPEN_MAPS`` open).
