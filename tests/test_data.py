@@ -281,6 +281,6 @@ def test_augmentation_changes_per_epoch_inside_persistent_workers_and_ignores_th
     for a, b in zip(inline, workers, strict=True):  # same frames, same order, bit-identical augmentation
         assert list(a) == list(b) and all(np.array_equal(a[i], b[i]) for i in a)
     first, second = workers
-    shared = set(first) & set(second)
-    assert len(shared) >= 4
-    assert all(not np.array_equal(first[i], second[i]) for i in shared)  # a new draw each epoch, in the workers
+    common = set(first) & set(second)
+    assert len(common) >= 4
+    assert all(not np.array_equal(first[i], second[i]) for i in common)  # a new draw each epoch, in the workers

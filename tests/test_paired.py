@@ -10,7 +10,7 @@ N_CLUSTERS, VIDEOS, FRAMES = 24, 4, 3  # per cluster: one original and three fak
 
 
 def _corpus(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels, cluster ids and a shared per-frame difficulty (cluster + video + frame parts)."""
+    """Labels, cluster ids and a common per-frame difficulty (cluster + video + frame parts)."""
     n = N_CLUSTERS * VIDEOS * FRAMES
     cluster = np.repeat(np.arange(N_CLUSTERS), VIDEOS * FRAMES)
     y = np.tile(np.repeat([0] + [1] * (VIDEOS - 1), FRAMES), N_CLUSTERS)
@@ -20,7 +20,7 @@ def _corpus(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _model(rng: np.random.Generator, y: np.ndarray, difficulty: np.ndarray, shift: float) -> np.ndarray:
-    """Fake-probabilities of one trained model: its seed's offset, the shared difficulty, its own frame noise."""
+    """Fake-probabilities of one trained model: its seed's offset, the common difficulty, its own frame noise."""
     offset = rng.normal(0, 0.35)
     logit = (2 * y - 1) * (1.2 + shift + offset - difficulty) + rng.normal(0, 0.6, len(y))
     return 1 / (1 + np.exp(-logit))
